@@ -1,0 +1,307 @@
+"""The `conformance` command: run the suites, serve the reference server, list faults.
+
+Exit codes: 0 every check passed (warnings allowed), 1 some check failed or was
+broken, 2 a usage or configuration error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+class UsageError(Exception):
+    """A mistake in how the command was called; printed on one line, exit 2."""
+
+
+def suites_dir() -> Path:
+    """Where the conformance suites live (next to the package in a checkout or an install)."""
+    import suites
+
+    return Path(suites.__file__).resolve().parent
+
+
+def _target_overrides(args: argparse.Namespace) -> dict[str, Any]:
+    return {
+        "target.base_url": args.target_url,
+        "target.profile": args.profile,
+        "auth.client_id": args.client_id,
+        "auth.private_keys": args.private_key,
+        "target.patient_id": args.patient_id,
+        "auth.scopes": args.scope,
+        "http.timeout": args.timeout,
+        "http.verify_tls": False if args.no_verify_tls else None,
+    }
+
+
+def _add_target_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("target (flags override CONFORMANCE_* variables, which override the file)")
+    group.add_argument("--config", type=Path, help="target configuration file (TOML); see examples/target.example.toml")
+    group.add_argument("--target-url", help="FHIR base URL; without it the embedded reference server is certified")
+    group.add_argument("--profile", help="smart-backend (default), udap, cerner-carequality, client-secret, ccde")
+    group.add_argument("--client-id", help="client id registered at the target")
+    group.add_argument("--private-key", action="append", help="client private key (PEM or JWK); repeatable")
+    group.add_argument("--patient-id", help="a patient id the client may read")
+    group.add_argument("--scope", action="append", help="scope to request; repeatable")
+    group.add_argument("--timeout", type=float, help="per-request timeout in seconds (default 10)")
+    group.add_argument(
+        "--no-verify-tls", action="store_true", help="do not verify TLS certificates (test servers only)"
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="conformance",
+        description="Conformance checks for FHIR system-to-system (B2B) authorization.",
+        epilog="Exit codes: 0 all checks passed, 1 a check failed, 2 usage or configuration error.",
+    )
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    run = commands.add_parser("run", help="run the suites against a target (default: the embedded reference server)")
+    _add_target_options(run)
+    run.add_argument("--reports", type=Path, default=Path("reports"), help="report directory (default ./reports)")
+    run.add_argument("-k", dest="keyword", help="only checks matching this pytest -k expression")
+    run.add_argument("-m", dest="markexpr", help="only checks matching this pytest -m expression")
+    run.add_argument("-x", "--exitfirst", action="store_true", help="stop at the first failing check")
+    run.add_argument("-n", dest="workers", help="run checks in N worker processes (pytest-xdist)")
+    run.add_argument("-q", "--quiet", action="count", default=0, help="less output")
+    run.add_argument("-v", "--verbose", action="count", default=0, help="more output (one line per check)")
+    run.add_argument(
+        "--fault", action="append", default=[], help="embedded run only: switch a reference-server fault on"
+    )
+    run.add_argument("pytest_args", nargs=argparse.REMAINDER, help="after --: extra arguments for pytest")
+
+    mock = commands.add_parser("mock", help="serve the reference server")
+    mock.add_argument("--profile", default="smart-backend", help="which system to emulate (default smart-backend)")
+    mock.add_argument("--host", default="127.0.0.1", help="listen address (default 127.0.0.1)")
+    mock.add_argument("--port", type=int, default=8080, help="listen port (default 8080; 0 picks a free one)")
+    mock.add_argument("--fault", action="append", default=[], help="switch a named fault on; repeatable")
+    mock.add_argument("--clients", type=Path, help="TOML file of clients to register ([[client]] tables)")
+    mock.add_argument("--register-client", metavar="CLIENT_ID", help="register one client by id")
+    mock.add_argument("--jwks", type=Path, help="with --register-client: the client's public JWKS file")
+    mock.add_argument("--jwks-url", help="with --register-client: the client's JWKS URL")
+    mock.add_argument("--scopes", default="system/Patient.rs system/Observation.rs", help="scopes the client may get")
+    mock.add_argument("--db", default=":memory:", help="SQLite file to keep registered clients across restarts")
+    mock.add_argument("--token-lifetime", type=int, default=300, help="access token lifetime in seconds")
+
+    faults = commands.add_parser("faults", help="list the reference server's faults and the checks each must kill")
+    faults.add_argument("--json", action="store_true", help="machine-readable output")
+    faults.add_argument("--check", action="store_true", help="exit 1 when some check is killed by no fault")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "run":
+            return command_run(args)
+        if args.command == "mock":
+            return command_mock(args)
+        if args.command == "faults":
+            return command_faults(args)
+        parser.print_help()
+        return EXIT_USAGE
+    except UsageError as exc:
+        print(f"conformance: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("conformance: interrupted", file=sys.stderr)
+        return EXIT_USAGE
+
+
+def command_run(args: argparse.Namespace) -> int:
+    import pytest
+
+    from conformance.config import ConfigError, load_config
+
+    try:
+        config = load_config(args.config, _target_overrides(args))
+    except ConfigError as exc:
+        raise UsageError(str(exc)) from None
+    if args.fault and not config.embedded:
+        raise UsageError("--fault only applies to the embedded reference server (no --target-url)")
+    reports: Path = args.reports
+    pytest_args = [str(suites_dir())]
+    if args.config:
+        pytest_args += ["--config", str(args.config)]
+    for flag, value in (
+        ("--target-url", args.target_url),
+        ("--profile", args.profile),
+        ("--client-id", args.client_id),
+        ("--patient-id", args.patient_id),
+        ("--request-timeout", args.timeout),
+    ):
+        if value is not None:
+            pytest_args += [flag, str(value)]
+    for key_file in args.private_key or []:
+        pytest_args += ["--private-key", key_file]
+    for scope in args.scope or []:
+        pytest_args += ["--scope", scope]
+    if args.no_verify_tls:
+        pytest_args.append("--no-verify-tls")
+    for fault in args.fault:
+        pytest_args += ["--mock-fault", fault]
+    pytest_args += [
+        "--alluredir",
+        str(reports / "allure-results"),
+        "--clean-alluredir",
+        "--junitxml",
+        str(reports / "junit.xml"),
+        "--conformance-results",
+        str(reports / "results.json"),
+        "-p",
+        "no:randomly",
+    ]
+    extra = [a for a in args.pytest_args if a != "--"]
+    if not any(a in ("--lf", "--ff", "--last-failed", "--failed-first") for a in extra):
+        pytest_args += ["-p", "no:cacheprovider"]
+    if args.keyword:
+        pytest_args += ["-k", args.keyword]
+    if args.markexpr:
+        pytest_args += ["-m", args.markexpr]
+    if args.exitfirst:
+        pytest_args.append("-x")
+    if args.workers:
+        pytest_args += ["-n", args.workers]
+    pytest_args += ["-q"] * args.quiet + ["-v"] * args.verbose + ["-rfE"] + extra
+    where = "the embedded reference server" if config.embedded else config.base_url
+    print(f"conformance: certifying {where} (profile {config.profile}); reports in {reports}/", flush=True)
+    started = time.monotonic()
+    code = pytest.main(pytest_args)
+    elapsed = time.monotonic() - started
+    print(
+        f"conformance: finished in {elapsed:.1f} s; Allure results in {reports / 'allure-results'}",
+        flush=True,
+    )
+    if code == pytest.ExitCode.OK:
+        return EXIT_OK
+    if code == pytest.ExitCode.TESTS_FAILED:
+        return EXIT_FAILED
+    if code == pytest.ExitCode.NO_TESTS_COLLECTED:
+        print("conformance: error: no checks were selected", file=sys.stderr)
+        return EXIT_USAGE
+    if code in (pytest.ExitCode.USAGE_ERROR, pytest.ExitCode.INTERRUPTED):
+        return EXIT_USAGE
+    return EXIT_FAILED
+
+
+def _load_clients_file(path: Path) -> list[dict[str, Any]]:
+    import tomllib
+
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise UsageError(f"clients file {path} cannot be read: {exc}") from None
+    clients = data.get("client", [])
+    if not isinstance(clients, list):
+        raise UsageError(f"clients file {path} must hold [[client]] tables")
+    return clients
+
+
+def command_mock(args: argparse.Namespace) -> int:
+    from conformance.mock.faults import FaultSet, UnknownFault
+    from conformance.mock.server import MockServer
+    from conformance.mock.settings import MOCK_PROFILES, MockSettings
+    from conformance.mock.store import Client
+
+    if args.profile not in MOCK_PROFILES:
+        raise UsageError(f"--profile must be one of {', '.join(MOCK_PROFILES)}")
+    try:
+        faults = FaultSet(args.fault)
+    except UnknownFault as exc:
+        raise UsageError(str(exc)) from None
+    clients: list[Client] = []
+    for entry in _load_clients_file(args.clients) if args.clients else []:
+        clients.append(_client_from_entry(entry, args.clients))
+    if args.register_client:
+        if not args.jwks and not args.jwks_url:
+            raise UsageError("--register-client needs --jwks FILE or --jwks-url URL")
+        entry = {"client_id": args.register_client, "scopes": args.scopes.split()}
+        if args.jwks:
+            entry["jwks_file"] = str(args.jwks)
+        if args.jwks_url:
+            entry["jwks_url"] = args.jwks_url
+        clients.append(_client_from_entry(entry, Path.cwd() / "command line"))
+    settings = MockSettings(profile=args.profile, faults=faults, db_path=args.db, token_lifetime=args.token_lifetime)
+    try:
+        server = MockServer(settings, host=args.host, port=args.port)
+    except OSError as exc:
+        raise UsageError(f"cannot listen on {args.host}:{args.port}: {exc.strerror}") from None
+    for client in clients:
+        server.ctx.store.put_client(client)
+    registered = [c.client_id for c in server.ctx.store.clients()]
+    print(f"reference server ({args.profile}) at {settings.fhir_base}", flush=True)
+    print(f"  token endpoint: {settings.token_url}", flush=True)
+    print(f"  clients: {', '.join(registered) or 'none (use --clients or --register-client)'}", flush=True)
+    if faults:
+        print(f"  faults on: {', '.join(sorted(faults.names))}", flush=True)
+    print("  press Ctrl-C to stop", flush=True)
+    server.serve_forever()
+    return EXIT_OK
+
+
+def _client_from_entry(entry: dict[str, Any], source: Path) -> Any:
+    from conformance.mock.store import Client
+
+    client_id = entry.get("client_id")
+    if not isinstance(client_id, str) or not client_id:
+        raise UsageError(f"a client in {source} has no client_id")
+    jwks = None
+    if "jwks_file" in entry:
+        jwks_path = Path(entry["jwks_file"])
+        if not jwks_path.is_absolute():
+            jwks_path = source.parent / jwks_path
+        try:
+            jwks = json.loads(jwks_path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise UsageError(f"JWKS file {jwks_path} for client {client_id} cannot be read: {exc}") from None
+        if not isinstance(jwks, dict) or not isinstance(jwks.get("keys"), list):
+            raise UsageError(f"JWKS file {jwks_path} for client {client_id} is not a JWKS")
+        if any("d" in key for key in jwks["keys"]):
+            raise UsageError(f"JWKS file {jwks_path} holds a private key; register the public JWKS only")
+    scopes = entry.get("scopes", ["system/Patient.rs", "system/Observation.rs"])
+    return Client(
+        client_id,
+        jwks=jwks,
+        jwks_uri=entry.get("jwks_url"),
+        scopes=scopes.split() if isinstance(scopes, str) else list(scopes),
+        token_lifetime=entry.get("token_lifetime"),
+    )
+
+
+def command_faults(args: argparse.Namespace) -> int:
+    from conformance.fault_coverage import coverage
+
+    report = coverage(suites_dir())
+    if args.json:
+        print(json.dumps(report, indent=1))
+    else:
+        for fault in report["faults"]:
+            print(f"{fault['name']}  [{', '.join(fault['profiles'])}]")
+            print(f"    {fault['description']}")
+            for check in fault["checks"]:
+                print(f"    kills {check}")
+            if not fault["checks"]:
+                print("    kills NO CHECK")
+        uncovered = report["uncovered"]
+        print(
+            f"\n{len(report['faults'])} faults, {report['check_count']} checks; "
+            f"{len(uncovered)} checks are killed by no fault"
+        )
+        for check in uncovered:
+            print(f"  not killed: {check}")
+    if args.check and (report["uncovered"] or any(not f["checks"] for f in report["faults"])):
+        return EXIT_FAILED
+    return EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())

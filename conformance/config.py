@@ -1,0 +1,375 @@
+"""Target configuration: one validated model from a TOML file, environment and flags.
+
+Precedence: command-line flags, then environment variables, then the TOML file,
+then defaults. Every value remembers where it came from, so an error can say
+"private key file ./key.pem does not exist (auth.private_key in target.toml)".
+Client secrets are never read from the TOML file itself: only from an
+environment variable or a file it names, so the config can be committed.
+"""
+
+from __future__ import annotations
+
+import difflib
+import ipaddress
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from conformance.jose import ClientKey, KeyFileError, load_key
+
+PROFILES = ("smart-backend", "udap", "cerner-carequality", "client-secret", "ccde")
+DEFAULT_SECRET_ENV = "CONFORMANCE_CLIENT_SECRET"
+
+
+class ConfigError(Exception):
+    """A usage or configuration mistake; the CLI prints it on one line and exits 2."""
+
+
+# option -> (type, default). Types: str, float, int, bool, list (of str), dict (str->str), path.
+SCHEMA: dict[str, tuple[str, Any]] = {
+    "target.base_url": ("str", None),
+    "target.profile": ("str", "smart-backend"),
+    "target.patient_id": ("str", None),
+    "target.fhir_version": ("str", "4.0.1"),
+    "auth.client_id": ("str", None),
+    "auth.private_key": ("path", None),
+    "auth.private_keys": ("pathlist", []),
+    "auth.jwks_url": ("str", None),
+    "auth.other_client_id": ("str", None),
+    "auth.expiry_client_id": ("str", None),
+    "auth.client_secret_env": ("str", DEFAULT_SECRET_ENV),
+    "auth.client_secret_file": ("path", None),
+    "auth.cert_chain": ("path", None),
+    "auth.scopes": ("list", ["system/Patient.read"]),
+    "auth.unauthorized_scope": ("str", "system/Practitioner.read"),
+    "http.timeout": ("float", 10.0),
+    "http.verify_tls": ("bool", True),
+    "http.ca_bundle": ("path", None),
+    "http.headers": ("dict", {}),
+    "http.secret_headers": ("list", []),
+    "http.max_body_bytes": ("int", 2 * 1024 * 1024),
+    "checks.expiry_wait": ("float", 0.0),
+    "jwks_host.listen": ("str", None),
+    "jwks_host.public_url": ("str", None),
+    "jwks_host.client_id": ("str", None),
+}
+
+ENVIRONMENT = {
+    "CONFORMANCE_TARGET_URL": "target.base_url",
+    "CONFORMANCE_PROFILE": "target.profile",
+    "CONFORMANCE_PATIENT_ID": "target.patient_id",
+    "CONFORMANCE_CLIENT_ID": "auth.client_id",
+    "CONFORMANCE_PRIVATE_KEY": "auth.private_key",
+    "CONFORMANCE_JWKS_URL": "auth.jwks_url",
+    "CONFORMANCE_SCOPES": "auth.scopes",
+    "CONFORMANCE_TIMEOUT": "http.timeout",
+    "CONFORMANCE_VERIFY_TLS": "http.verify_tls",
+    "CONFORMANCE_CA_BUNDLE": "http.ca_bundle",
+}
+
+
+@dataclass(frozen=True)
+class JwksHostConfig:
+    """Where the suite serves a client's JWKS so it can rotate keys during the run."""
+
+    listen_host: str
+    listen_port: int
+    public_url: str
+    client_id: str
+
+
+@dataclass
+class TargetConfig:
+    """Everything a run needs to know about the server under test and the client it plays."""
+
+    base_url: str | None
+    profile: str = "smart-backend"
+    patient_id: str | None = None
+    client_id: str | None = None
+    keys: list[ClientKey] = field(default_factory=list)
+    jwks_url: str | None = None
+    other_client_id: str | None = None
+    expiry_client_id: str | None = None
+    client_secret: str | None = field(default=None, repr=False)
+    cert_chain: Path | None = None
+    scopes: list[str] = field(default_factory=lambda: ["system/Patient.read"])
+    unauthorized_scope: str = "system/Practitioner.read"
+    timeout: float = 10.0
+    verify_tls: bool = True
+    ca_bundle: Path | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+    secret_headers: list[str] = field(default_factory=list)
+    max_body_bytes: int = 2 * 1024 * 1024
+    expiry_wait: float = 0.0
+    jwks_host: JwksHostConfig | None = None
+    source: str = "defaults"
+
+    @property
+    def embedded(self) -> bool:
+        """No target URL: the run certifies the bundled reference server."""
+        return self.base_url is None
+
+    @property
+    def scope(self) -> str:
+        return " ".join(self.scopes)
+
+    def key_for(self, alg: str) -> ClientKey | None:
+        return next((k for k in self.keys if k.alg == alg), None)
+
+    @property
+    def verify(self) -> bool | str:
+        if not self.verify_tls:
+            return False
+        return str(self.ca_bundle) if self.ca_bundle else True
+
+
+class _Values:
+    """Raw option values with the place each came from."""
+
+    def __init__(self) -> None:
+        self.values: dict[str, Any] = {}
+        self.origin: dict[str, str] = {}
+        self.base_dir: dict[str, Path] = {}
+
+    def set(self, key: str, value: Any, origin: str, base_dir: Path) -> None:
+        self.values[key] = value
+        self.origin[key] = origin
+        self.base_dir[key] = base_dir
+
+    def where(self, key: str) -> str:
+        return f"{key} {self.origin.get(key, 'default')}"
+
+
+def is_loopback(url: str) -> bool:
+    host = urlsplit(url).hostname or ""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def load_config(
+    path: Path | None = None,
+    overrides: Mapping[str, Any] | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> TargetConfig:
+    """Build and validate the target configuration (raises ConfigError)."""
+    environ = os.environ if environ is None else environ
+    raw = _Values()
+    cwd = Path.cwd()
+    if path is None and environ.get("CONFORMANCE_CONFIG"):
+        path = Path(environ["CONFORMANCE_CONFIG"])
+    source = "defaults"
+    if path is not None:
+        source = str(path)
+        _read_toml(path, raw)
+    for var, key in ENVIRONMENT.items():
+        if environ.get(var):
+            value: Any = environ[var]
+            if SCHEMA[key][0] == "list":
+                value = value.split()
+            raw.set(key, value, f"from environment variable {var}", cwd)
+    for key, value in (overrides or {}).items():
+        if value is None:
+            continue
+        if key not in SCHEMA:
+            raise ConfigError(f"unknown option {key}")
+        raw.set(key, value, "on the command line", cwd)
+    return _build(raw, source, environ)
+
+
+def _read_toml(path: Path, raw: _Values) -> None:
+    if not path.is_file():
+        raise ConfigError(f"config file {path} does not exist")
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"config file {path} cannot be read: {exc}") from None
+    origin = f"in {path}"
+    for section, table in data.items():
+        if not isinstance(table, dict):
+            raise ConfigError(
+                f"top-level key {section!r} in {path} must be a [section]; see examples/target.example.toml"
+            )
+        for name, value in table.items():
+            key = f"{section}.{name}"
+            if key == "auth.client_secret":
+                raise ConfigError(
+                    f"auth.client_secret is not accepted in {path}: keep secrets out of config files; "
+                    f"set auth.client_secret_env (default {DEFAULT_SECRET_ENV}) or auth.client_secret_file"
+                )
+            if key not in SCHEMA:
+                hint = difflib.get_close_matches(key, SCHEMA, n=1)
+                suggestion = f"; did you mean {hint[0]}?" if hint else ""
+                raise ConfigError(f"unknown option {key} in {path}{suggestion}")
+            raw.set(key, value, origin, path.parent)
+
+
+def _coerce(key: str, value: Any, raw: _Values) -> Any:
+    kind = SCHEMA[key][0]
+    where = raw.where(key)
+    if kind == "str":
+        if not isinstance(value, str):
+            raise ConfigError(f"{where} must be a string, got {type(value).__name__}")
+        return value.strip() or None
+    if kind == "float":
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{where} must be a number, got {value!r}") from None
+        if number < 0:
+            raise ConfigError(f"{where} must not be negative")
+        return number
+    if kind == "int":
+        if isinstance(value, bool) or not isinstance(value, int | str):
+            raise ConfigError(f"{where} must be an integer, got {value!r}")
+        try:
+            return int(value)
+        except ValueError:
+            raise ConfigError(f"{where} must be an integer, got {value!r}") from None
+    if kind == "bool":
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("1", "true", "yes", "on", "0", "false", "no", "off"):
+            return value.lower() in ("1", "true", "yes", "on")
+        raise ConfigError(f"{where} must be true or false, got {value!r}")
+    if kind == "list":
+        if isinstance(value, str):
+            value = value.split()
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise ConfigError(f"{where} must be a list of strings")
+        return value
+    if kind == "dict":
+        if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
+            raise ConfigError(f"{where} must be a table of strings")
+        return dict(value)
+    if kind == "path":
+        if not isinstance(value, str):
+            raise ConfigError(f"{where} must be a file path string")
+        return _resolve(value, raw.base_dir.get(key, Path.cwd())) if value.strip() else None
+    if kind == "pathlist":
+        if isinstance(value, str):
+            value = [value]
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise ConfigError(f"{where} must be a list of file paths")
+        return [_resolve(v, raw.base_dir.get(key, Path.cwd())) for v in value]
+    raise AssertionError(kind)
+
+
+def _resolve(value: str, base: Path) -> Path:
+    candidate = Path(value).expanduser()
+    return candidate if candidate.is_absolute() else base / candidate
+
+
+def _shown(raw: _Values, option: str, path: Path) -> str:
+    """The path as the user wrote it, plus where it resolved to when that differs."""
+    written = raw.values.get(option)
+    candidates = written if isinstance(written, list) else [written]
+    for text in candidates:
+        if isinstance(text, str) and _resolve(text, raw.base_dir.get(option, Path.cwd())) == path:
+            return text if Path(text) == path else f"{text} (resolved to {path})"
+    return str(path)
+
+
+def _build(raw: _Values, source: str, environ: Mapping[str, str]) -> TargetConfig:
+    v: dict[str, Any] = {}
+    for key, (_, default) in SCHEMA.items():
+        v[key] = _coerce(key, raw.values[key], raw) if key in raw.values else default
+
+    base_url = v["target.base_url"]
+    if base_url is not None:
+        parts = urlsplit(base_url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ConfigError(f"{raw.where('target.base_url')} must be an absolute http(s) URL, got {base_url!r}")
+        base_url = base_url.rstrip("/")
+    profile = v["target.profile"]
+    if profile not in PROFILES:
+        raise ConfigError(f"{raw.where('target.profile')} must be one of {', '.join(PROFILES)}; got {profile!r}")
+
+    key_paths: list[tuple[str, Path]] = []
+    if v["auth.private_key"] is not None:
+        key_paths.append(("auth.private_key", v["auth.private_key"]))
+    key_paths += [("auth.private_keys", p) for p in v["auth.private_keys"]]
+    keys: list[ClientKey] = []
+    for option, key_path in key_paths:
+        if not key_path.exists():
+            raise ConfigError(f"private key file {_shown(raw, option, key_path)} does not exist ({raw.where(option)})")
+        try:
+            keys.append(load_key(key_path))
+        except KeyFileError as exc:
+            raise ConfigError(f"{exc} ({raw.where(option)})") from None
+
+    for option in ("auth.cert_chain", "http.ca_bundle", "auth.client_secret_file"):
+        file_path = v[option]
+        if file_path is not None and not file_path.exists():
+            raise ConfigError(f"file {_shown(raw, option, file_path)} does not exist ({raw.where(option)})")
+
+    secret: str | None = None
+    if v["auth.client_secret_file"] is not None:
+        secret = v["auth.client_secret_file"].read_text(encoding="utf-8").strip() or None
+        if secret is None:
+            raise ConfigError(f"client secret file is empty ({raw.where('auth.client_secret_file')})")
+    elif environ.get(v["auth.client_secret_env"]):
+        secret = environ[v["auth.client_secret_env"]]
+
+    if base_url is not None:
+        if v["auth.client_id"] is None and profile in ("smart-backend", "client-secret"):
+            raise ConfigError(
+                f"auth.client_id is required for profile {profile} "
+                f"(set it in the config file, --client-id or CONFORMANCE_CLIENT_ID)"
+            )
+        if profile == "smart-backend" and not keys:
+            raise ConfigError(
+                "profile smart-backend needs at least one private key "
+                "(auth.private_key / auth.private_keys, --private-key or CONFORMANCE_PRIVATE_KEY)"
+            )
+        if profile == "client-secret" and secret is None:
+            raise ConfigError(
+                f"profile client-secret needs a client secret: set the environment variable "
+                f"{v['auth.client_secret_env']} (auth.client_secret_env) or auth.client_secret_file"
+            )
+
+    jwks_host = None
+    if v["jwks_host.listen"] is not None:
+        listen = v["jwks_host.listen"]
+        host, _, port = listen.rpartition(":")
+        if not host or not port.isdigit():
+            raise ConfigError(f"{raw.where('jwks_host.listen')} must be host:port, got {listen!r}")
+        if v["jwks_host.public_url"] is None or v["jwks_host.client_id"] is None:
+            raise ConfigError("jwks_host needs listen, public_url and client_id together")
+        jwks_host = JwksHostConfig(host, int(port), v["jwks_host.public_url"], v["jwks_host.client_id"])
+
+    if v["http.timeout"] == 0:
+        raise ConfigError(f"{raw.where('http.timeout')} must be greater than 0")
+
+    return TargetConfig(
+        base_url=base_url,
+        profile=profile,
+        patient_id=v["target.patient_id"],
+        client_id=v["auth.client_id"],
+        keys=keys,
+        jwks_url=v["auth.jwks_url"],
+        other_client_id=v["auth.other_client_id"],
+        expiry_client_id=v["auth.expiry_client_id"],
+        client_secret=secret,
+        cert_chain=v["auth.cert_chain"],
+        scopes=v["auth.scopes"],
+        unauthorized_scope=v["auth.unauthorized_scope"],
+        timeout=v["http.timeout"],
+        verify_tls=v["http.verify_tls"],
+        ca_bundle=v["http.ca_bundle"],
+        headers=v["http.headers"],
+        secret_headers=v["http.secret_headers"],
+        max_body_bytes=v["http.max_body_bytes"],
+        expiry_wait=v["checks.expiry_wait"],
+        jwks_host=jwks_host,
+        source=source,
+    )

@@ -1,0 +1,93 @@
+"""Small assertions checks are written with; each raises a structured outcome.
+
+They describe what came back in the words a report reader needs ("expected 400
+or 401, got 200") and attach the exchange, so the failure can show a curl line.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Collection
+from typing import Any, NoReturn
+
+from conformance.outcomes import CheckFailure, NotApplicable, PreconditionFailed
+from conformance.recording import Exchange
+
+
+def describe(exchange: Exchange, limit: int = 300) -> str:
+    """'HTTP 400 (application/json) {...}' — raw; the plugin redacts before showing it."""
+    if exchange.status is None:
+        return f"no response ({exchange.error})"
+    body = " ".join(exchange.text.split())
+    if len(body) > limit:
+        body = body[:limit] + "…"
+    media = exchange.response_header("content-type") or "no Content-Type"
+    return f"HTTP {exchange.status} ({media}) {body}".rstrip()
+
+
+def fail(title: str, *, expected: str, actual: str, exchange: Exchange | None = None) -> NoReturn:
+    raise CheckFailure(title, expected=expected, actual=actual, exchange=exchange)
+
+
+def answered(exchange: Exchange) -> Exchange:
+    """The exchange, or a NoResponse (broken) outcome when the target never answered."""
+    return exchange.require_response()
+
+
+def precondition(ok: object, message: str) -> None:
+    if not ok:
+        raise PreconditionFailed(message)
+
+
+def applicable(ok: object, message: str) -> None:
+    if not ok:
+        raise NotApplicable(message)
+
+
+def status(exchange: Exchange, allowed: Collection[int], title: str) -> int:
+    answered(exchange)
+    assert exchange.status is not None
+    if exchange.status not in allowed:
+        wanted = " or ".join(str(s) for s in sorted(allowed))
+        fail(title, expected=f"HTTP {wanted}", actual=describe(exchange), exchange=exchange)
+    return exchange.status
+
+
+def json_object(exchange: Exchange, title: str) -> dict[str, Any]:
+    answered(exchange)
+    body = exchange.json_object()
+    if body is None:
+        fail(title, expected="a JSON object body", actual=describe(exchange), exchange=exchange)
+    return body
+
+
+def media_type(exchange: Exchange, allowed: Collection[str], title: str) -> str:
+    answered(exchange)
+    if exchange.media_type not in allowed:
+        fail(
+            title,
+            expected=f"Content-Type {' or '.join(sorted(allowed))}",
+            actual=f"Content-Type {exchange.response_header('content-type') or '(none)'}",
+            exchange=exchange,
+        )
+    return exchange.media_type
+
+
+def header_has_token(exchange: Exchange, name: str, token: str, title: str) -> None:
+    """A comma-separated header (Cache-Control, Pragma) contains a directive, ignoring case."""
+    answered(exchange)
+    value = exchange.response_header(name) or ""
+    directives = [d.strip().split("=")[0].lower() for d in value.split(",")]
+    if token.lower() not in directives:
+        fail(title, expected=f"{name}: {token}", actual=f"{name}: {value or '(absent)'}", exchange=exchange)
+
+
+def field(body: dict[str, Any], name: str, exchange: Exchange, title: str) -> Any:
+    if name not in body:
+        fail(title, expected=f"a '{name}' member", actual=f"members {sorted(body)}", exchange=exchange)
+    return body[name]
+
+
+def short_json(value: Any, limit: int = 200) -> str:
+    text = json.dumps(value, ensure_ascii=False)
+    return text if len(text) <= limit else text[:limit] + "…"

@@ -1,0 +1,27 @@
+"""Per-instance state shared by the reference server's handlers."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from conformance.mock import data
+from conformance.mock.client_keys import JwksCache
+from conformance.mock.settings import MockSettings
+from conformance.mock.store import Store
+
+
+@dataclass
+class MockContext:
+    settings: MockSettings
+    store: Store
+    jwks_cache: JwksCache
+    resources: dict[str, dict[str, dict[str, Any]]] = field(default_factory=data.resources)
+
+    def fault(self, name: str) -> bool:
+        return name in self.settings.faults
+
+    def now(self) -> float:
+        """The server's clock, which a setting can skew."""
+        return time.time() + self.settings.clock_offset

@@ -1,0 +1,79 @@
+"""Runs the reference server under uvicorn: in a background thread (embedded runs, tests) or in the foreground."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from types import TracebackType
+
+import uvicorn
+from starlette.applications import Starlette
+
+from conformance.mock.app import create_app
+from conformance.mock.context import MockContext
+from conformance.mock.settings import MockSettings
+from conformance.mock.store import Store
+
+
+def bind_socket(host: str, port: int) -> socket.socket:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    return sock
+
+
+class MockServer:
+    """The reference server on a loopback port (0 picks a free one)."""
+
+    def __init__(self, settings: MockSettings, *, host: str = "127.0.0.1", port: int = 0, store: Store | None = None):
+        self.settings = settings
+        self.host = host
+        self._sock = bind_socket(host, port)
+        self.port: int = self._sock.getsockname()[1]
+        settings.public_url = f"http://{host}:{self.port}"
+        self.app: Starlette = create_app(settings, store)
+        config = uvicorn.Config(
+            self.app, log_level="warning", access_log=False, lifespan="off", timeout_graceful_shutdown=1
+        )
+        self._server = uvicorn.Server(config)
+        self._thread: threading.Thread | None = None
+
+    @property
+    def ctx(self) -> MockContext:
+        ctx: MockContext = self.app.state.ctx
+        return ctx
+
+    @property
+    def fhir_base(self) -> str:
+        return self.settings.fhir_base
+
+    def start(self, timeout: float = 10.0) -> MockServer:
+        self._thread = threading.Thread(
+            target=self._server.run, kwargs={"sockets": [self._sock]}, name="mock-server", daemon=True
+        )
+        self._thread.start()
+        deadline = time.monotonic() + timeout
+        while not self._server.started:
+            if not self._thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError(f"the reference server did not start on {self.host}:{self.port}")
+            time.sleep(0.01)
+        return self
+
+    def serve_forever(self) -> None:
+        """Run in the foreground until interrupted (Ctrl-C)."""
+        self._server.run(sockets=[self._sock])
+
+    def stop(self) -> None:
+        self._server.should_exit = True
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        self._sock.close()
+
+    def __enter__(self) -> MockServer:
+        return self.start()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()

@@ -1,0 +1,125 @@
+"""Masks secrets before anything is written to a report, a log or the console.
+
+Exchanges are kept raw in memory because checks must read them; every rendering
+(Allure attachment, curl line, failure text, JSON results) goes through a
+`Redactor`. It masks by structure (Authorization values, secret form fields and
+JSON members, JWT signatures, PEM private keys) and by value (secrets the run
+knows about: the client secret, private key material, every access token seen).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+MASK = "[redacted]"
+SIGNATURE_MASK = "[signature-redacted]"
+
+SECRET_HEADERS = frozenset(
+    {"authorization", "proxy-authorization", "cookie", "set-cookie", "x-api-key", "apikey", "api-key"}
+)
+# Fields whose whole value is secret.
+SECRET_FIELDS = frozenset(
+    {"client_secret", "access_token", "refresh_token", "id_token", "password", "code", "code_verifier"}
+)
+# Fields holding a signed JWT: header and claims stay readable, the signature is masked.
+SIGNED_FIELDS = frozenset({"client_assertion", "software_statement", "assertion", "jwt", "signed_metadata"})
+# Private members of a JWK.
+JWK_PRIVATE_MEMBERS = frozenset({"d", "p", "q", "dp", "dq", "qi", "k", "oth"})
+
+_JWT_RE = re.compile(r"\b(eyJ[A-Za-z0-9_-]*\.[A-Za-z0-9_-]*\.)([A-Za-z0-9_-]{8,})")
+_PEM_PRIVATE_RE = re.compile(r"-----BEGIN ([A-Z ]*)PRIVATE KEY-----.*?-----END \1PRIVATE KEY-----", re.DOTALL)
+
+
+class Redactor:
+    """Knows the run's secrets and masks them wherever they could appear."""
+
+    def __init__(self, extra_secret_headers: Iterable[str] = ()) -> None:
+        self._secrets: set[str] = set()
+        self._secret_headers = SECRET_HEADERS | {h.lower() for h in extra_secret_headers}
+
+    def add_secret(self, value: str | None) -> None:
+        """Remember a value that must never be shown (too-short values are ignored)."""
+        if value and len(value) >= 6:
+            self._secrets.add(value)
+
+    @property
+    def secret_count(self) -> int:
+        return len(self._secrets)
+
+    def text(self, value: str) -> str:
+        """Mask known secrets, JWT signatures and PEM private keys in free text."""
+        for secret in sorted(self._secrets, key=len, reverse=True):
+            if secret in value:
+                value = value.replace(secret, MASK)
+        value = _PEM_PRIVATE_RE.sub(f"-----BEGIN PRIVATE KEY-----{MASK}-----END PRIVATE KEY-----", value)
+        return _JWT_RE.sub(lambda m: m.group(1) + SIGNATURE_MASK, value)
+
+    def header(self, name: str, value: str) -> str:
+        lname = name.lower()
+        if lname in self._secret_headers:
+            if lname in ("authorization", "proxy-authorization") and " " in value.strip():
+                scheme = value.strip().split(" ", 1)[0]
+                return f"{scheme} {MASK}"
+            return MASK
+        return self.text(value)
+
+    def headers(self, headers: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
+        return [(k, self.header(k, v)) for k, v in headers]
+
+    def url(self, url: str) -> str:
+        parts = urlsplit(url)
+        if not parts.query:
+            return self.text(url)
+        query = urlencode(
+            [(k, self._field(k, v)) for k, v in parse_qsl(parts.query, keep_blank_values=True)], safe="/:*"
+        )
+        return self.text(urlunsplit(parts._replace(query=query)))
+
+    def body(self, body: bytes, content_type: str | None) -> str:
+        """Render a body for humans with secrets masked, whatever its declared type."""
+        text = body.decode("utf-8", errors="replace")
+        media = (content_type or "").split(";")[0].strip().lower()
+        if media == "application/x-www-form-urlencoded":
+            pairs = parse_qsl(text, keep_blank_values=True)
+            if pairs:
+                return self.text("&".join(f"{k}={self._field(k, v)}" for k, v in pairs))
+        if "json" in media or text.lstrip().startswith(("{", "[")):
+            try:
+                parsed = json.loads(text)
+            except ValueError:
+                pass
+            else:
+                return self.text(json.dumps(self.json_value(parsed), indent=2, ensure_ascii=False))
+        return self.text(text)
+
+    def json_value(self, value: Any, key: str | None = None, in_jwk: bool = False) -> Any:
+        if isinstance(value, dict):
+            jwk = "kty" in value
+            return {k: self.json_value(v, k, jwk) for k, v in value.items()}
+        if isinstance(value, list):
+            return [self.json_value(v, key, in_jwk) for v in value]
+        if isinstance(value, str) and key is not None:
+            if in_jwk and key in JWK_PRIVATE_MEMBERS:
+                return MASK
+            return self._field(key, value)
+        return value
+
+    def _field(self, name: str, value: str) -> str:
+        lname = name.lower()
+        if lname in SECRET_FIELDS and value:
+            return MASK
+        if lname in SIGNED_FIELDS:
+            return mask_signature(value)
+        return value
+
+
+def mask_signature(token: str) -> str:
+    """Keep a JWT's header and claims readable and mask its signature."""
+    parts = token.split(".")
+    if len(parts) == 3 and parts[2]:
+        return f"{parts[0]}.{parts[1]}.{SIGNATURE_MASK}"
+    return token

@@ -1,0 +1,115 @@
+"""The run's view of the server under test: its config, the HTTP client, keys and helpers.
+
+Created once per pytest session (per xdist worker). For an embedded run it also
+owns the reference server and the JWKS host it started.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from conformance.config import TargetConfig
+from conformance.jose import ClientKey, generate_rsa, jwks
+from conformance.jwks_host import JwksHost
+from conformance.recording import Exchange, HttpRecorder
+from conformance.redaction import Redactor
+
+SECRET_RESPONSE_FIELDS = ("access_token", "refresh_token", "id_token", "client_secret")
+
+
+@dataclass
+class JwksUrlClient:
+    """A client registered by JWKS URL whose JWKS the suite serves (and can rotate)."""
+
+    client_id: str
+    host: JwksHost
+    document: str
+    keys: list[ClientKey]
+    spare_key: ClientKey
+
+    @property
+    def url(self) -> str:
+        return self.host.url(self.document)
+
+    def publish(self, keys: list[ClientKey], cache_control: str = "no-store") -> None:
+        self.host.publish(self.document, jwks(keys), cache_control=cache_control)
+
+
+@dataclass
+class Target:
+    config: TargetConfig
+    http: HttpRecorder
+    redactor: Redactor
+    other_client_key: ClientKey | None = None
+    jwks_client: JwksUrlClient | None = None
+    attacker_key: ClientKey | None = None
+    attacker_host: JwksHost | None = None
+    closers: list[Any] = field(default_factory=list)
+    embedded_server: Any = None
+
+    @property
+    def base_url(self) -> str:
+        assert self.config.base_url is not None
+        return self.config.base_url
+
+    def close(self) -> None:
+        self.http.close()
+        for close in reversed(self.closers):
+            close()
+
+
+def observe_secrets(redactor: Redactor, exchange: Exchange) -> None:
+    """Teach the redactor every token value a response hands out."""
+    body = exchange.json_object()
+    if body:
+        for name in SECRET_RESPONSE_FIELDS:
+            value = body.get(name)
+            if isinstance(value, str):
+                redactor.add_secret(value)
+
+
+def make_redactor(config: TargetConfig, extra_keys: Sequence[ClientKey] = ()) -> Redactor:
+    redactor = Redactor(extra_secret_headers=config.secret_headers)
+    redactor.add_secret(config.client_secret)
+    for key in [*config.keys, *extra_keys]:
+        for secret in key.secret_strings():
+            redactor.add_secret(secret)
+    for name, value in config.headers.items():
+        if name.lower() in {h.lower() for h in config.secret_headers}:
+            redactor.add_secret(value)
+    return redactor
+
+
+def open_target(config: TargetConfig, *, extra_keys: list[ClientKey] | None = None) -> Target:
+    """HTTP client and redactor for a configured (non-embedded) target."""
+    redactor = make_redactor(config, extra_keys or [])
+    http = make_http(config, redactor)
+    target = Target(config, http, redactor)
+    if config.jwks_host is not None:
+        host = JwksHost(
+            config.jwks_host.listen_host,
+            config.jwks_host.listen_port,
+            public_base=config.jwks_host.public_url,
+        )
+        keys = [generate_rsa()]
+        spare = generate_rsa()
+        for key in (*keys, spare):
+            for secret in key.secret_strings():
+                redactor.add_secret(secret)
+        target.jwks_client = JwksUrlClient(config.jwks_host.client_id, host, "client", keys, spare)
+        target.jwks_client.publish(keys)
+        target.closers.append(host.close)
+    return target
+
+
+def make_http(config: TargetConfig, redactor: Redactor) -> HttpRecorder:
+    http = HttpRecorder(
+        timeout=config.timeout,
+        verify=config.verify,
+        extra_headers=config.headers,
+        max_body_bytes=config.max_body_bytes,
+    )
+    http.observers.append(lambda exchange: observe_secrets(redactor, exchange))
+    return http

@@ -1,0 +1,135 @@
+"""Shared exchanges: each is performed once per session and read by many checks."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from conformance import discovery, expect, oauth
+from conformance.discovery import Endpoints
+from conformance.recording import Exchange
+from conformance.target import Target
+
+SIGNING_ALGS = ("RS384", "ES384")
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_configure(config: pytest.Config) -> None:
+    """Default report locations when the suites are run with plain pytest."""
+    if getattr(config.option, "allure_report_dir", None) is None and hasattr(config.option, "allure_report_dir"):
+        config.option.allure_report_dir = "reports/allure-results"
+        config.option.clean_alluredir = True
+    if getattr(config.option, "xmlpath", None) is None and not hasattr(config, "workerinput"):
+        config.option.xmlpath = "reports/junit.xml"
+
+
+@pytest.fixture(scope="session")
+def capability_exchange(target: Target) -> Exchange:
+    return discovery.get_capability_statement(target.http, target.base_url)
+
+
+@pytest.fixture(scope="session")
+def capability(capability_exchange: Exchange) -> dict[str, Any]:
+    """The parsed CapabilityStatement (checks that need it skip when it is missing)."""
+    expect.answered(capability_exchange)
+    body = capability_exchange.json_object() if capability_exchange.status == 200 else None
+    expect.precondition(
+        body is not None and body.get("resourceType") == "CapabilityStatement",
+        "no CapabilityStatement could be read from /metadata (see the discovery checks)",
+    )
+    assert body is not None
+    return body
+
+
+@pytest.fixture(scope="session")
+def smart_config_exchange(target: Target) -> Exchange:
+    return discovery.get_smart_configuration(target.http, target.base_url)
+
+
+@pytest.fixture(scope="session")
+def smart_config(smart_config_exchange: Exchange) -> dict[str, Any]:
+    expect.answered(smart_config_exchange)
+    body = smart_config_exchange.json_object() if smart_config_exchange.status == 200 else None
+    expect.precondition(body is not None, "no smart-configuration JSON object could be read")
+    assert body is not None
+    return body
+
+
+@pytest.fixture(scope="session")
+def endpoints(target: Target, smart_config_exchange: Exchange, capability_exchange: Exchange) -> Endpoints:
+    expect.answered(smart_config_exchange)
+    return discovery.resolve_token_endpoint(target.base_url, smart_config_exchange, capability_exchange)
+
+
+@pytest.fixture(scope="session")
+def token_url(endpoints: Endpoints) -> str:
+    expect.precondition(endpoints.token_url, "no token endpoint was found in smart-configuration or oauth-uris")
+    assert endpoints.token_url is not None
+    return endpoints.token_url
+
+
+@pytest.fixture(scope="session")
+def signing_algs(smart_config_exchange: Exchange) -> list[str]:
+    """The algorithms to test: those advertised (of RS384/ES384), or both when none are listed."""
+    body = smart_config_exchange.json_object() or {}
+    advertised = body.get("token_endpoint_auth_signing_alg_values_supported")
+    if isinstance(advertised, list):
+        return [alg for alg in SIGNING_ALGS if alg in advertised]
+    return list(SIGNING_ALGS)
+
+
+@pytest.fixture(scope="session")
+def client_id(target: Target) -> str:
+    expect.precondition(target.config.client_id, "no client id is configured (auth.client_id)")
+    assert target.config.client_id is not None
+    return target.config.client_id
+
+
+@pytest.fixture(scope="session")
+def signing_key(target: Target, signing_algs: list[str]) -> Any:
+    """The key most checks sign with: the first configured key of an advertised algorithm."""
+    key = next((k for k in target.config.keys if k.alg in signing_algs), None)
+    expect.precondition(key, f"no configured key signs with an advertised algorithm ({', '.join(signing_algs)})")
+    return key
+
+
+@pytest.fixture(scope="session")
+def access_grant(target: Target, token_url: str, client_id: str, signing_key: Any) -> oauth.TokenGrant:
+    """A token for the configured scopes; FHIR-side checks use it."""
+    exchange = oauth.request_token(
+        target.http,
+        token_url,
+        signing_key,
+        client_id=client_id,
+        scope=target.config.scope,
+        purpose="get an access token for the configured scopes",
+    )
+    grant = oauth.TokenGrant.of(exchange)
+    expect.answered(exchange)
+    expect.precondition(grant.access_token, f"no access token could be obtained ({expect.describe(exchange, 160)})")
+    return grant
+
+
+@pytest.fixture(scope="session")
+def access_token(access_grant: oauth.TokenGrant) -> str:
+    assert access_grant.access_token is not None
+    return access_grant.access_token
+
+
+@pytest.fixture(scope="session")
+def patient_id(target: Target) -> str:
+    expect.precondition(target.config.patient_id, "no patient id is configured (target.patient_id)")
+    assert target.config.patient_id is not None
+    return target.config.patient_id
+
+
+@pytest.fixture(scope="session")
+def fhir_get(target: Target) -> Iterator[Any]:
+    """GET a FHIR path below the base with chosen headers (recorded like every request)."""
+
+    def get(path: str, *, purpose: str, headers: dict[str, str] | None = None) -> Exchange:
+        return target.http.request("GET", f"{target.base_url}/{path.lstrip('/')}", purpose=purpose, headers=headers)
+
+    yield get

@@ -1,0 +1,249 @@
+"""Token endpoint, success path: a valid RS384 or ES384 assertion gets a usable Bearer token."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+
+from conformance import expect, oauth
+from conformance.jose import ClientKey
+from conformance.oauth import TokenGrant
+from conformance.outcomes import SpecWarning, note
+from conformance.recording import Exchange
+from conformance.scopes import parse_scope, split_scopes
+from conformance.target import Target
+
+pytestmark = pytest.mark.profiles("smart-backend")
+
+
+@pytest.fixture(scope="module", params=["RS384", "ES384"])
+def grant(
+    request: pytest.FixtureRequest, target: Target, token_url: str, client_id: str, signing_algs: list[str]
+) -> TokenGrant:
+    alg = request.param
+    expect.applicable(alg in signing_algs, f"the server does not advertise {alg}")
+    key = target.config.key_for(alg)
+    expect.precondition(key, f"no {alg} key is configured (auth.private_keys)")
+    assert key is not None
+    exchange = oauth.request_token(
+        target.http,
+        token_url,
+        key,
+        client_id=client_id,
+        scope=target.config.scope,
+        purpose=f"token request signed {alg}",
+    )
+    return TokenGrant.of(exchange)
+
+
+@pytest.fixture(scope="module")
+def granted(grant: TokenGrant) -> TokenGrant:
+    """The grant, for checks that only make sense once a token was issued."""
+    expect.answered(grant.exchange)
+    expect.precondition(grant.exchange.status == 200, f"no token was issued ({expect.describe(grant.exchange, 120)})")
+    return grant
+
+
+@pytest.mark.requirement("SBS-TOKEN-11")
+def test_valid_assertion_gets_a_token(grant: TokenGrant) -> None:
+    expect.status(grant.exchange, {200}, "a valid client assertion must get HTTP 200")
+    body = expect.json_object(grant.exchange, "the token response must be a JSON object")
+    expect.field(body, "access_token", grant.exchange, "the token response must carry an access_token")
+
+
+@pytest.mark.requirement("SBS-TOKEN-02")
+def test_response_is_application_json(granted: TokenGrant) -> None:
+    expect.media_type(granted.exchange, {"application/json"}, "token responses must be application/json")
+
+
+@pytest.mark.requirement("SBS-TOKEN-03")
+def test_response_is_not_cached(granted: TokenGrant) -> None:
+    expect.header_has_token(
+        granted.exchange, "Cache-Control", "no-store", "token responses must carry Cache-Control: no-store"
+    )
+
+
+@pytest.mark.requirement("SBS-TOKEN-03P")
+def test_response_has_pragma_no_cache(granted: TokenGrant) -> None:
+    expect.header_has_token(granted.exchange, "Pragma", "no-cache", "token responses should carry Pragma: no-cache")
+
+
+@pytest.mark.requirement("SBS-TOKEN-04")
+def test_access_token_is_a_non_empty_string(granted: TokenGrant) -> None:
+    value = (granted.body or {}).get("access_token")
+    if not isinstance(value, str) or not value:
+        expect.fail(
+            "access_token is not a non-empty string",
+            expected="a non-empty string",
+            actual=repr(value),
+            exchange=granted.exchange,
+        )
+
+
+@pytest.mark.requirement("SBS-TOKEN-05")
+def test_token_type_is_bearer(granted: TokenGrant) -> None:
+    value = (granted.body or {}).get("token_type")
+    if not isinstance(value, str) or value.lower() != "bearer":
+        expect.fail(
+            "token_type is not bearer",
+            expected='"Bearer" (any case)',
+            actual=repr(value),
+            exchange=granted.exchange,
+        )
+    note("token_type", value)
+
+
+@pytest.mark.requirement("SBS-TOKEN-06")
+def test_expires_in_is_a_positive_number(granted: TokenGrant) -> None:
+    value = granted.expires_in
+    if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+        expect.fail(
+            "expires_in is not a positive number",
+            expected="a JSON number > 0",
+            actual=repr(value),
+            exchange=granted.exchange,
+        )
+    note("expires_in", value)
+
+
+@pytest.mark.requirement("SBS-TOKEN-06L")
+def test_expires_in_is_at_most_five_minutes(granted: TokenGrant) -> None:
+    value = granted.expires_in
+    expect.precondition(isinstance(value, int | float) and not isinstance(value, bool), "expires_in is not a number")
+    if value > 300:
+        expect.fail(
+            "access tokens live longer than the recommended five minutes",
+            expected="expires_in ≤ 300",
+            actual=f"expires_in {value}",
+            exchange=granted.exchange,
+        )
+
+
+@pytest.mark.requirement("SBS-TOKEN-07")
+def test_scope_is_returned_within_request(granted: TokenGrant, target: Target) -> None:
+    scope = granted.scope
+    if scope is None:
+        expect.fail(
+            "the token response does not state the granted scope",
+            expected="a scope string",
+            actual="absent",
+            exchange=granted.exchange,
+        )
+    requested = [s for s in (parse_scope(t) for t in target.config.scopes) if s]
+    extra = [t for t in split_scopes(scope) if not any(r.covers(p) for r in requested for p in [parse_scope(t)] if p)]
+    if extra:
+        expect.fail(
+            "the granted scope goes beyond what was requested",
+            expected=f"within {target.config.scope}",
+            actual=f"also granted {' '.join(extra)}",
+            exchange=granted.exchange,
+        )
+    note("granted scope", scope)
+
+
+@pytest.mark.requirement("SBS-TOKEN-08")
+def test_no_refresh_token(granted: TokenGrant) -> None:
+    if "refresh_token" in (granted.body or {}):
+        expect.fail(
+            "a refresh_token was issued for client_credentials",
+            expected="no refresh_token",
+            actual="refresh_token present",
+            exchange=granted.exchange,
+        )
+
+
+@pytest.fixture(scope="module")
+def patient_read(target: Target, granted: TokenGrant, patient_id: str) -> Exchange:
+    assert granted.access_token is not None
+    return target.http.request(
+        "GET",
+        f"{target.base_url}/Patient/{patient_id}",
+        purpose="read the configured patient with the token",
+        headers={"Accept": "application/fhir+json", **oauth.bearer(granted.access_token)},
+    )
+
+
+@pytest.mark.requirement("SBS-TOKEN-09")
+def test_token_reads_the_configured_patient(patient_read: Exchange, patient_id: str) -> None:
+    expect.status(patient_read, {200}, "the access token must read a patient within its scope")
+    body = expect.json_object(patient_read, "the patient read must return JSON")
+    if body.get("resourceType") != "Patient" or body.get("id") != patient_id:
+        expect.fail(
+            "the read did not return the requested patient",
+            expected=f"Patient/{patient_id}",
+            actual=f"{body.get('resourceType')}/{body.get('id')}",
+            exchange=patient_read,
+        )
+
+
+@pytest.fixture(scope="module")
+def unauthenticated_read(target: Target, patient_id: str) -> Exchange:
+    return target.http.request(
+        "GET",
+        f"{target.base_url}/Patient/{patient_id}",
+        purpose="read the patient without a token",
+        headers={"Accept": "application/fhir+json"},
+    )
+
+
+@pytest.mark.requirement("SBS-BEARER-01")
+def test_fhir_request_without_token_gets_401(unauthenticated_read: Exchange) -> None:
+    status = expect.status(unauthenticated_read, {401, 400, 403}, "a FHIR read without a token must be refused")
+    if status != 401:
+        raise SpecWarning(
+            "a FHIR read without a token was refused, but not with 401",
+            expected="401 with WWW-Authenticate: Bearer",
+            actual=expect.describe(unauthenticated_read, 120),
+            exchange=unauthenticated_read,
+        )
+    challenge = unauthenticated_read.response_header("www-authenticate") or ""
+    if not challenge.lower().startswith("bearer"):
+        expect.fail(
+            "the 401 has no Bearer challenge",
+            expected="WWW-Authenticate: Bearer …",
+            actual=f"WWW-Authenticate: {challenge or '(absent)'}",
+            exchange=unauthenticated_read,
+        )
+
+
+@pytest.fixture(scope="module")
+def fresh_jti_pair(target: Target, token_url: str, client_id: str, signing_key: ClientKey) -> list[Exchange]:
+    """Two assertions in a row with distinct jti values that share a long prefix."""
+    prefix = f"conformance-{uuid.uuid4().hex[:12]}-"
+    return [
+        oauth.request_token(
+            target.http,
+            token_url,
+            signing_key,
+            client_id=client_id,
+            scope=target.config.scope,
+            claims={"jti": prefix + uuid.uuid4().hex},
+            purpose=f"token request {n} with a fresh jti",
+        )
+        for n in (1, 2)
+    ]
+
+
+@pytest.mark.requirement("SBS-TOKEN-13")
+def test_consecutive_assertions_with_fresh_jti_are_accepted(fresh_jti_pair: list[Exchange]) -> None:
+    for exchange in fresh_jti_pair:
+        expect.status(exchange, {200}, "each assertion with a new jti must be accepted (no false replay)")
+
+
+@pytest.fixture(scope="module")
+def extra_parameter_exchange(target: Target, token_url: str, client_id: str, signing_key: ClientKey) -> Exchange:
+    return oauth.request_token(
+        target.http,
+        token_url,
+        signing_key,
+        client_id=client_id,
+        scope=target.config.scope,
+        extra=[("foo", "bar")],
+        purpose="token request with an unknown parameter",
+    )
+
+
+@pytest.mark.requirement("SBS-TOKEN-14")
+def test_unknown_parameters_are_ignored(extra_parameter_exchange: Exchange) -> None:
+    expect.status(extra_parameter_exchange, {200}, "an unknown request parameter must be ignored")
