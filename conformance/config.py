@@ -40,6 +40,7 @@ SCHEMA: dict[str, tuple[str, Any]] = {
     "auth.private_keys": ("pathlist", []),
     "auth.jwks_url": ("str", None),
     "auth.other_client_id": ("str", None),
+    "auth.other_client_key": ("path", None),
     "auth.expiry_client_id": ("str", None),
     "auth.client_secret_env": ("str", DEFAULT_SECRET_ENV),
     "auth.client_secret_file": ("path", None),
@@ -93,6 +94,7 @@ class TargetConfig:
     keys: list[ClientKey] = field(default_factory=list)
     jwks_url: str | None = None
     other_client_id: str | None = None
+    other_client_key: ClientKey | None = None
     expiry_client_id: str | None = None
     client_secret: str | None = field(default=None, repr=False)
     cert_chain: Path | None = None
@@ -307,6 +309,19 @@ def _build(raw: _Values, source: str, environ: Mapping[str, str]) -> TargetConfi
         except KeyFileError as exc:
             raise ConfigError(f"{exc} ({raw.where(option)})") from None
 
+    other_key = None
+    if v["auth.other_client_key"] is not None:
+        other_path = v["auth.other_client_key"]
+        if not other_path.exists():
+            raise ConfigError(
+                f"private key file {_shown(raw, 'auth.other_client_key', other_path)} does not exist "
+                f"({raw.where('auth.other_client_key')})"
+            )
+        try:
+            other_key = load_key(other_path)
+        except KeyFileError as exc:
+            raise ConfigError(f"{exc} ({raw.where('auth.other_client_key')})") from None
+
     for option in ("auth.cert_chain", "http.ca_bundle", "auth.client_secret_file"):
         file_path = v[option]
         if file_path is not None and not file_path.exists():
@@ -358,6 +373,7 @@ def _build(raw: _Values, source: str, environ: Mapping[str, str]) -> TargetConfi
         keys=keys,
         jwks_url=v["auth.jwks_url"],
         other_client_id=v["auth.other_client_id"],
+        other_client_key=other_key,
         expiry_client_id=v["auth.expiry_client_id"],
         client_secret=secret,
         cert_chain=v["auth.cert_chain"],

@@ -26,7 +26,7 @@ OTHER_CLIENT_ID = "conformance-other-client"
 JWKS_URL_CLIENT_ID = "conformance-jwks-url-client"
 EXPIRY_CLIENT_ID = "conformance-expiry-client"
 CLIENT_SCOPES = ["system/Patient.rs", "system/Observation.rs"]
-EXPIRY_TOKEN_LIFETIME = 2
+EXPIRY_TOKEN_LIFETIME = 1
 
 KEY_NAMES = {
     "client-rs384": "RS384",

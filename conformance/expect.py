@@ -11,7 +11,7 @@ from collections.abc import Collection
 from typing import Any, NoReturn
 
 from conformance.outcomes import CheckFailure, NotApplicable, PreconditionFailed
-from conformance.recording import Exchange
+from conformance.recording import Exchange, cite
 
 
 def describe(exchange: Exchange, limit: int = 300) -> str:
@@ -25,12 +25,31 @@ def describe(exchange: Exchange, limit: int = 300) -> str:
     return f"HTTP {exchange.status} ({media}) {body}".rstrip()
 
 
-def fail(title: str, *, expected: str, actual: str, exchange: Exchange | None = None) -> NoReturn:
-    raise CheckFailure(title, expected=expected, actual=actual, exchange=exchange)
+def fail(
+    title: str, *, expected: str, actual: str, exchange: Exchange | None = None, requirement: str | None = None
+) -> NoReturn:
+    """Raise a CheckFailure; `requirement` overrides the check's own (its level then decides the verdict)."""
+    if exchange is not None:
+        cite(exchange)
+    raise CheckFailure(title, expected=expected, actual=actual, exchange=exchange, requirement=requirement)
+
+
+def no_server_error(exchange: Exchange, what: str) -> None:
+    """A 5xx is a failure whatever the check's own level: the server broke, it did not decide."""
+    answered(exchange)
+    if exchange.status is not None and exchange.status >= 500:
+        fail(
+            f"the server failed (5xx) on {what}",
+            expected="a 4xx refusal or a proper answer",
+            actual=describe(exchange),
+            exchange=exchange,
+            requirement="SBS-NO-5XX",
+        )
 
 
 def answered(exchange: Exchange) -> Exchange:
-    """The exchange, or a NoResponse (broken) outcome when the target never answered."""
+    """The exchange (now cited as evidence), or a NoResponse (broken) outcome when the target never answered."""
+    cite(exchange)
     return exchange.require_response()
 
 

@@ -58,7 +58,9 @@ class JwksHost:
         self._server = ThreadingHTTPServer((self.host, self.port), Handler)
         self._server.daemon_threads = True
         self.port = self._server.server_address[1]
-        self._thread = threading.Thread(target=self._server.serve_forever, name="jwks-host", daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name="jwks-host", daemon=True
+        )
         self._thread.start()
 
     def url(self, name: str) -> str:

@@ -95,6 +95,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "requirement(id, level=None): the requirement a check enforces")
     config.addinivalue_line("markers", "profiles(*names): auth profiles a check applies to")
+    config.addinivalue_line("markers", "late: a check that waits for time to pass; runs after the others")
     overrides: dict[str, Any] = {
         "target.base_url": config.getoption("target_url"),
         "target.profile": config.getoption("profile"),
@@ -175,7 +176,10 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
     if drop:
         state.deselected_for_profile = len(drop)
         config.hook.pytest_deselected(items=drop)
-        items[:] = keep
+    # Checks that wait for a token to expire go last, so the rest of the run does the waiting.
+    items[:] = [i for i in keep if i.get_closest_marker("late") is None] + [
+        i for i in keep if i.get_closest_marker("late") is not None
+    ]
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
@@ -287,6 +291,8 @@ def pytest_runtest_call(item: pytest.Item) -> Generator[None, None, None]:
             state.warning = warning
             return None
         except CheckFailure as failure:
+            if failure.requirement is not None:
+                level = lookup(failure.requirement).level
             if level is not None and not level.fails_run:
                 state.warning = failure
                 return None
@@ -323,6 +329,9 @@ def _render_outcome(outcome: BaseException, redactor: Redactor, item: pytest.Ite
         lines = [str(outcome)]
     if item is not None:
         rid, level = requirement_of(item)
+        own = getattr(outcome, "requirement", None)
+        if isinstance(own, str):
+            rid, level = own, lookup(own).level
         if rid is not None and level is not None:
             requirement = lookup(rid)
             lines.append(f"  requirement: {rid} ({level.value}) {requirement.summary}")

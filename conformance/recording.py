@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextvars
 import itertools
 import json
+import socket
 import ssl
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -98,13 +99,20 @@ class Exchange:
 
 @contextmanager
 def capturing() -> Iterator[list[Exchange]]:
-    """Collect every exchange made while the block runs (the plugin wraps each check)."""
+    """Collect every exchange made or cited while the block runs (the plugin wraps each check)."""
     captured: list[Exchange] = []
     token = _capture.set(captured)
     try:
         yield captured
     finally:
         _capture.reset(token)
+
+
+def cite(*exchanges: Exchange) -> None:
+    """Mark exchanges as evidence of the running check (they are attached to its report)."""
+    captured = _capture.get()
+    if captured is not None:
+        captured.extend(exchanges)
 
 
 def _same_origin(a: str, b: str) -> bool:
@@ -131,7 +139,11 @@ class HttpRecorder:
         verify_arg: bool | ssl.SSLContext = (
             verify if isinstance(verify, bool) else ssl.create_default_context(cafile=verify)
         )
+        # TCP_NODELAY: httpcore writes headers and body separately; with Nagle on, every
+        # POST would wait for the server's delayed ACK (~40 ms).
+        transport = httpx.HTTPTransport(verify=verify_arg, socket_options=[(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)])
         self._client = httpx.Client(
+            transport=transport,
             timeout=httpx.Timeout(timeout),
             verify=verify_arg,
             follow_redirects=False,

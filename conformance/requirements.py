@@ -276,6 +276,12 @@ _ROWS: list[tuple[str, Level, str, str]] = [
         "GET on the token endpoint never yields a token (400 or 405)",
         RFC6749 + "#section-3.2",
     ),
+    (
+        "SBS-NO-5XX",
+        S,
+        "a client's mistake is answered with a 4xx, never a 5xx (derived)",
+        "https://www.rfc-editor.org/rfc/rfc9110#section-15.6",
+    ),
     ("SBS-AERR-35", S, "errors are 400, or 401 only for invalid_client", RFC6749 + "#section-5.2"),
     ("SBS-AERR-36", S, "errors are JSON with an error code of allowed characters", RFC6749 + "#section-5.2"),
     ("SBS-AERR-37", SH, "errors carry error_description or error_uri", SMART_BACKEND + "#issue-access-token"),
@@ -415,6 +421,7 @@ _ROWS: list[tuple[str, Level, str, str]] = [
     ("SBS-FMT-06", M, "the DSTU2 type application/json+fhir gets JSON or 406", FHIR_HTTP + "#mime-type"),
     ("SBS-FMT-07", SH, "an fhirVersion parameter on Accept is accepted", FHIR_HTTP + "#version-parameter"),
     ("SBS-FMT-09", S, "bodies are UTF-8", FHIR_HTTP + "#mime-type"),
+    ("SBS-FMT-10", SH, "FHIR API errors are OperationOutcome resources", FHIR_HTTP + "#2.21.0.17"),
 ]
 
 CATALOGUE: dict[str, Requirement] = {rid: Requirement(rid, level, summary, url) for rid, level, summary, url in _ROWS}

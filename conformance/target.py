@@ -84,9 +84,11 @@ def make_redactor(config: TargetConfig, extra_keys: Sequence[ClientKey] = ()) ->
 
 def open_target(config: TargetConfig, *, extra_keys: list[ClientKey] | None = None) -> Target:
     """HTTP client and redactor for a configured (non-embedded) target."""
-    redactor = make_redactor(config, extra_keys or [])
+    attacker = generate_rsa(kid="conformance-unregistered-key")
+    extra = [*(extra_keys or []), attacker, *([config.other_client_key] if config.other_client_key else [])]
+    redactor = make_redactor(config, extra)
     http = make_http(config, redactor)
-    target = Target(config, http, redactor)
+    target = Target(config, http, redactor, other_client_key=config.other_client_key, attacker_key=attacker)
     if config.jwks_host is not None:
         host = JwksHost(
             config.jwks_host.listen_host,

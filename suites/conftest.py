@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
@@ -95,8 +97,35 @@ def signing_key(target: Target, signing_algs: list[str]) -> Any:
     return key
 
 
+@dataclass
+class ExpiryProbe:
+    """A token from the short-lived client, taken early so it has expired by the time it is checked."""
+
+    grant: oauth.TokenGrant | None
+    obtained_at: float
+    reason: str = ""
+
+
 @pytest.fixture(scope="session")
-def access_grant(target: Target, token_url: str, client_id: str, signing_key: Any) -> oauth.TokenGrant:
+def expiry_probe(target: Target, token_url: str, signing_key: Any) -> ExpiryProbe:
+    client = target.config.expiry_client_id
+    if not client:
+        return ExpiryProbe(None, 0.0, "no short-lived client is configured (auth.expiry_client_id)")
+    exchange = oauth.request_token(
+        target.http,
+        token_url,
+        signing_key,
+        client_id=client,
+        scope=target.config.scope,
+        purpose="token for the short-lived client (checked once expired)",
+    )
+    return ExpiryProbe(oauth.TokenGrant.of(exchange), time.monotonic())
+
+
+@pytest.fixture(scope="session")
+def access_grant(
+    target: Target, token_url: str, client_id: str, signing_key: Any, expiry_probe: ExpiryProbe
+) -> oauth.TokenGrant:
     """A token for the configured scopes; FHIR-side checks use it."""
     exchange = oauth.request_token(
         target.http,

@@ -57,7 +57,9 @@ async def authenticate_assertion(ctx: MockContext, form: dict[str, str], *, audi
     alg = header.get("alg")
     iss, sub = claims.get("iss"), claims.get("sub")
     lenient = ctx.fault("lenient-required-claims")
-    if not lenient:
+    if lenient:
+        iss, sub = iss or sub, sub or iss
+    else:
         if not isinstance(iss, str) or not iss:
             raise _invalid_client("the assertion has no iss")
         if not isinstance(sub, str) or not sub:
@@ -96,6 +98,8 @@ async def _verify_signature(ctx: MockContext, client: Client, assertion: str, he
         raise _invalid_client(f"alg {alg} is not accepted; use RS384 or ES384")
     if alg not in ALLOWED_ALGS:
         raise _invalid_client(f"alg {alg} is not accepted; use RS384 or ES384")
+    if ctx.fault("skip-signature-check"):
+        return
     if (alg == "RS384" and ctx.fault("reject-rs384")) or (alg == "ES384" and ctx.fault("reject-es384")):
         raise _invalid_client(f"alg {alg} is not accepted")
 
@@ -121,8 +125,6 @@ async def _verify_signature(ctx: MockContext, client: Client, assertion: str, he
         raise _invalid_client(f"no {kty} key with kid {kid!r} is registered for this client")
     if len(candidates) > 1 and kid is not None and not ctx.fault("duplicate-kid-first-match"):
         raise _invalid_client(f"more than one key has kid {kid!r}; key resolution is ambiguous")
-    if ctx.fault("skip-signature-check"):
-        return
     errors = []
     tried = candidates if kid is None or ctx.fault("accept-unknown-kid") else candidates[:1]
     for jwk in tried:
@@ -181,6 +183,8 @@ def _verify_claims(ctx: MockContext, client: Client, claims: dict[str, Any], aud
     elif not ctx.fault("accept-wrong-aud"):
         audiences = aud if isinstance(aud, list) else [aud]
         if audience not in audiences:
+            if ctx.fault("wrong-aud-500"):
+                raise ServerCrash("aud mismatch")
             raise _invalid_client(f"aud must be the token endpoint {audience}")
     exp = claims.get("exp")
     if exp is None:

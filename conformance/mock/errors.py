@@ -23,9 +23,7 @@ class ServerCrash(Exception):
 
 
 def no_store_headers(ctx: MockContext) -> dict[str, str]:
-    if ctx.fault("token-without-no-store"):
-        return {}
-    headers = {"Cache-Control": "no-store"}
+    headers = {} if ctx.fault("token-without-no-store") else {"Cache-Control": "no-store"}
     if not ctx.fault("token-without-pragma"):
         headers["Pragma"] = "no-cache"
     return headers
@@ -33,6 +31,8 @@ def no_store_headers(ctx: MockContext) -> dict[str, str]:
 
 def oauth_error_response(ctx: MockContext, err: OAuthError) -> Response:
     status = 401 if ctx.fault("token-errors-always-401") else err.status
+    if ctx.fault("token-errors-403"):
+        status = 403
     code = "server_error" if ctx.fault("token-errors-wrong-code") else err.error
     headers = {**no_store_headers(ctx), **err.headers}
     if ctx.fault("token-error-as-html"):

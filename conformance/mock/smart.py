@@ -30,6 +30,8 @@ def capability_statement(
         token_url = ctx.settings.token_url
         if ctx.fault("oauth-uris-token-mismatch"):
             token_url = ctx.settings.public_url + "/oauth2/token"
+        if ctx.fault("oauth-uris-relative"):
+            token_url = "/token"
         oauth_uris: dict[str, Any] = {
             "url": OAUTH_URIS,
             "extension": [{"url": "token", "valueUri": token_url}],
@@ -78,6 +80,8 @@ def capability_statement(
         del statement["date"], statement["kind"]
     if ctx.fault("capability-format-xml"):
         statement["format"] = ["json", "xml"]
+    if ctx.fault("capability-format-xml-only"):
+        statement["format"] = ["xml"]
     return statement
 
 

@@ -33,7 +33,8 @@ def test_capability_statement_is_served_without_token(capability_exchange: Excha
 
 @pytest.mark.requirement("SBS-FMT-01")
 def test_capability_statement_is_fhir_json(capability_exchange: Exchange) -> None:
-    expect.status(capability_exchange, {200}, "the CapabilityStatement must be readable as JSON")
+    expect.answered(capability_exchange)
+    expect.precondition(capability_exchange.status == 200, "/metadata did not answer 200")
     expect.media_type(
         capability_exchange,
         {"application/fhir+json"},

@@ -7,6 +7,7 @@ grant; nothing here asks for what only app-launch servers need.
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urljoin
 
 import pytest
 
@@ -196,12 +197,14 @@ def test_permission_capabilities_match_advertised_scopes(
 
 @pytest.mark.requirement("SBS-DISC-13")
 def test_token_url_agrees_with_capability_statement(
-    smart_config: dict[str, Any], capability: dict[str, Any], smart_config_exchange: Exchange
+    smart_config: dict[str, Any], capability: dict[str, Any], smart_config_exchange: Exchange, target: Target
 ) -> None:
     uris = discovery.oauth_uris(capability)
     expect.applicable(uris and "token" in uris, "the CapabilityStatement publishes no oauth-uris token URL")
     assert uris is not None
-    if uris["token"] != smart_config.get("token_endpoint"):
+    base = target.base_url.rstrip("/") + "/"
+    advertised = smart_config.get("token_endpoint")
+    if not isinstance(advertised, str) or urljoin(base, uris["token"]) != urljoin(base, advertised):
         expect.fail(
             "smart-configuration and the CapabilityStatement name different token URLs",
             expected=f"both {smart_config.get('token_endpoint')}",

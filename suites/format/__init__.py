@@ -1,1 +1,1 @@
-"""Checks: format."""
+"""Checks: JSON format enforcement on the FHIR API."""

@@ -1,1 +1,1 @@
-"""Checks: scopes."""
+"""Checks: scope handling and token enforcement at the FHIR API."""

@@ -155,6 +155,7 @@ def test_no_refresh_token(granted: TokenGrant) -> None:
 
 @pytest.fixture(scope="module")
 def patient_read(target: Target, granted: TokenGrant, patient_id: str) -> Exchange:
+    expect.precondition(granted.access_token, "the token response holds no usable access_token")
     assert granted.access_token is not None
     return target.http.request(
         "GET",
@@ -208,8 +209,10 @@ def test_fhir_request_without_token_gets_401(unauthenticated_read: Exchange) -> 
 
 
 @pytest.fixture(scope="module")
-def fresh_jti_pair(target: Target, token_url: str, client_id: str, signing_key: ClientKey) -> list[Exchange]:
-    """Two assertions in a row with distinct jti values that share a long prefix."""
+def fresh_jti_pair(
+    target: Target, token_url: str, client_id: str, signing_key: ClientKey, access_grant: TokenGrant
+) -> list[Exchange]:
+    """Two assertions in a row with distinct jti values that share a long prefix (after one token worked)."""
     prefix = f"conformance-{uuid.uuid4().hex[:12]}-"
     return [
         oauth.request_token(
@@ -232,7 +235,9 @@ def test_consecutive_assertions_with_fresh_jti_are_accepted(fresh_jti_pair: list
 
 
 @pytest.fixture(scope="module")
-def extra_parameter_exchange(target: Target, token_url: str, client_id: str, signing_key: ClientKey) -> Exchange:
+def extra_parameter_exchange(
+    target: Target, token_url: str, client_id: str, signing_key: ClientKey, access_grant: TokenGrant
+) -> Exchange:
     return oauth.request_token(
         target.http,
         token_url,

@@ -1,0 +1,206 @@
+"""JSON format enforcement on the FHIR API: negotiation by Accept and _format, honest Content-Types.
+
+HTTP lets a server ignore Accept, so a 406 for XML on a JSON-only server is a
+SHOULD here (the Cerner profile makes it strict); what is never allowed is a
+JSON body labelled as XML, or a _format the server claims but does not honour.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from conformance import expect, oauth
+from conformance.outcomes import note
+from conformance.recording import Exchange
+from conformance.target import Target
+
+pytestmark = pytest.mark.profiles("smart-backend")
+
+FHIR_JSON = "application/fhir+json"
+XML_TYPES = {"application/fhir+xml", "application/xml", "text/xml"}
+JSON_TYPES = {FHIR_JSON, "application/json"}
+
+# name -> (query, Accept header)
+VARIANTS: dict[str, tuple[str, str | None]] = {
+    "format-json": ("_format=json", None),
+    "accept-fhir-json": ("", FHIR_JSON),
+    "accept-json": ("", "application/json"),
+    "accept-fhir-xml": ("", "application/fhir+xml"),
+    "format-xml": ("_format=xml", None),
+    "format-unknown": ("_format=yaml-please", None),
+    "format-overrides-accept": ("_format=json", "application/fhir+xml"),
+    "format-mime-encoded": ("_format=application%2Ffhir%2Bjson", None),
+    "accept-fhir-version": ("", f"{FHIR_JSON}; fhirVersion=4.0"),
+    "accept-dstu2-json": ("", "application/json+fhir"),
+}
+
+
+@pytest.fixture(scope="module")
+def read_as(fhir_get: Callable[..., Exchange], access_token: str, patient_id: str) -> Callable[[str], Exchange]:
+    """Read the configured patient once per negotiation variant."""
+    answers: dict[str, Exchange] = {}
+
+    def read(variant: str) -> Exchange:
+        if variant not in answers:
+            query, accept = VARIANTS[variant]
+            headers = oauth.bearer(access_token)
+            if accept is not None:
+                headers["Accept"] = accept
+            path = f"Patient/{patient_id}" + (f"?{query}" if query else "")
+            answers[variant] = fhir_get(path, purpose=f"read the patient ({variant})", headers=headers)
+        return answers[variant]
+
+    return read
+
+
+def _body_kind(exchange: Exchange) -> str:
+    text = exchange.response_body.lstrip()[:1]
+    return "json" if text in (b"{", b"[") else "xml" if text == b"<" else "other"
+
+
+def _expect_fhir_json(exchange: Exchange, allowed: set[str], title: str) -> None:
+    expect.status(exchange, {200}, title)
+    expect.media_type(exchange, allowed, title)
+    body = expect.json_object(exchange, title)
+    if "resourceType" not in body:
+        expect.fail(title, expected="a FHIR resource (resourceType)", actual=expect.short_json(body), exchange=exchange)
+
+
+@pytest.mark.requirement("SBS-FMT-03")
+def test_format_json_gets_fhir_json(read_as: Callable[[str], Exchange]) -> None:
+    _expect_fhir_json(read_as("format-json"), {FHIR_JSON}, "?_format=json must get application/fhir+json")
+
+
+@pytest.mark.requirement("SBS-FMT-01")
+def test_accept_fhir_json_gets_fhir_json(read_as: Callable[[str], Exchange]) -> None:
+    _expect_fhir_json(
+        read_as("accept-fhir-json"), {FHIR_JSON}, "Accept: application/fhir+json must get application/fhir+json"
+    )
+
+
+@pytest.mark.requirement("SBS-FMT-02")
+def test_accept_json_is_served_as_json(read_as: Callable[[str], Exchange]) -> None:
+    exchange = read_as("accept-json")
+    _expect_fhir_json(exchange, JSON_TYPES, "Accept: application/json must be served as JSON")
+    note("Content-Type", exchange.media_type)
+
+
+@pytest.mark.requirement("SBS-FMT-03")
+def test_format_overrides_accept(read_as: Callable[[str], Exchange]) -> None:
+    _expect_fhir_json(
+        read_as("format-overrides-accept"), {FHIR_JSON}, "_format=json must win over Accept: application/fhir+xml"
+    )
+
+
+@pytest.mark.requirement("SBS-FMT-03")
+def test_format_as_mime_type_is_understood(read_as: Callable[[str], Exchange]) -> None:
+    _expect_fhir_json(read_as("format-mime-encoded"), {FHIR_JSON}, "_format=application/fhir+json must get FHIR JSON")
+
+
+@pytest.mark.parametrize("variant", ["accept-fhir-xml", "format-xml"])
+@pytest.mark.requirement("SBS-FMT-04M")
+def test_xml_request_never_gets_mislabelled_json(variant: str, read_as: Callable[[str], Exchange]) -> None:
+    exchange = expect.answered(read_as(variant))
+    kind = _body_kind(exchange)
+    declared = exchange.media_type
+    if exchange.status == 200 and (
+        (declared in XML_TYPES and kind != "xml") or (declared in JSON_TYPES and kind != "json")
+    ):
+        expect.fail(
+            "the Content-Type does not describe the body",
+            expected=f"a {declared} body" if declared else "a Content-Type",
+            actual=f"{declared or 'no Content-Type'} with a {kind} body",
+            exchange=exchange,
+        )
+    expect.no_server_error(exchange, f"an XML request ({variant})")
+    note("answer", f"HTTP {exchange.status} {declared}")
+
+
+@pytest.mark.parametrize("variant", ["accept-fhir-xml", "format-xml"])
+@pytest.mark.requirement("SBS-FMT-04")
+def test_json_only_server_answers_xml_with_406(
+    variant: str, read_as: Callable[[str], Exchange], capability: dict[str, Any]
+) -> None:
+    formats = [str(f).lower() for f in capability.get("format") or []]
+    expect.applicable(not any("xml" in f for f in formats), "the server declares XML support")
+    expect.status(read_as(variant), {406}, "a JSON-only server should answer an XML request with 406")
+
+
+@pytest.mark.requirement("SBS-FMT-04U")
+def test_unknown_format_is_refused(read_as: Callable[[str], Exchange]) -> None:
+    status = expect.status(read_as("format-unknown"), {400, 406}, "an unknown _format should get 400 or 406")
+    note("status", status)
+
+
+@pytest.mark.requirement("SBS-FMT-07")
+def test_fhir_version_parameter_is_accepted(read_as: Callable[[str], Exchange]) -> None:
+    _expect_fhir_json(read_as("accept-fhir-version"), {FHIR_JSON}, "Accept with fhirVersion=4.0 should get R4 JSON")
+
+
+@pytest.mark.requirement("SBS-FMT-06")
+def test_dstu2_json_type_gets_json_or_406(read_as: Callable[[str], Exchange]) -> None:
+    exchange = read_as("accept-dstu2-json")
+    expect.no_server_error(exchange, "Accept: application/json+fhir")
+    status = expect.status(exchange, {200, 406}, "Accept: application/json+fhir may get JSON or 406, never an error")
+    if status == 200:
+        expect.json_object(exchange, "a 200 for application/json+fhir must carry JSON")
+    note("status", status)
+
+
+@pytest.mark.requirement("SBS-FMT-09")
+def test_json_is_utf8(read_as: Callable[[str], Exchange]) -> None:
+    exchange = read_as("accept-fhir-json")
+    expect.status(exchange, {200}, "the patient read must succeed")
+    header = exchange.response_header("content-type") or ""
+    charset = next(
+        (p.split("=", 1)[1].strip().strip('"').lower() for p in header.split(";")[1:] if "charset" in p), None
+    )
+    if charset not in (None, "utf-8", "utf8"):
+        expect.fail(
+            "FHIR bodies must be UTF-8",
+            expected="charset=utf-8 (or none)",
+            actual=f"charset={charset}",
+            exchange=exchange,
+        )
+    try:
+        exchange.response_body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        expect.fail("the body is not valid UTF-8", expected="UTF-8", actual=str(exc), exchange=exchange)
+
+
+@pytest.mark.requirement("SBS-FMT-10")
+def test_errors_are_operation_outcomes(fhir_get: Callable[..., Exchange], access_token: str) -> None:
+    exchange = fhir_get(
+        "Patient/conformance-no-such-patient",
+        purpose="read a patient that does not exist",
+        headers={"Accept": FHIR_JSON, **oauth.bearer(access_token)},
+    )
+    expect.status(exchange, {404, 410}, "an unknown patient must get 404")
+    body = exchange.json_object()
+    if body is None or body.get("resourceType") != "OperationOutcome":
+        expect.fail(
+            "the error is not an OperationOutcome",
+            expected="an OperationOutcome body",
+            actual=expect.describe(exchange),
+            exchange=exchange,
+        )
+
+
+@pytest.mark.requirement("SBS-CAP-02")
+def test_declared_formats_match_behaviour(
+    capability: dict[str, Any], read_as: Callable[[str], Exchange], target: Target
+) -> None:
+    formats = [str(f).lower() for f in capability.get("format") or []]
+    xml = expect.answered(read_as("format-xml"))
+    declares_xml = any("xml" in f for f in formats)
+    if declares_xml and (xml.status != 200 or _body_kind(xml) != "xml"):
+        expect.fail(
+            "CapabilityStatement.format declares XML, but XML is not served",
+            expected="_format=xml answered with XML",
+            actual=expect.describe(xml, 120),
+            exchange=xml,
+        )
+    note("declared formats", ", ".join(formats))

@@ -1,0 +1,383 @@
+"""Scope handling: what is granted, how it is stated, and whether the FHIR API enforces it.
+
+Narrowing a request and refusing it with invalid_scope both conform; the
+checks accept either and record which the server chose. They fail only when
+a token could reach beyond what the client asked for and was allowed.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from conformance import expect, oauth
+from conformance.jose import ClientKey
+from conformance.oauth import TokenGrant
+from conformance.outcomes import SpecWarning, note
+from conformance.recording import Exchange
+from conformance.scopes import is_v2, parse_scope, split_scopes
+from conformance.target import Target
+from suites.conftest import ExpiryProbe
+
+pytestmark = pytest.mark.profiles("smart-backend")
+
+V1_PATIENT, V2_PATIENT, WILDCARD = "system/Patient.read", "system/Patient.rs", "system/*.read"
+UNKNOWN_TYPE = "system/NotAResource.read"
+
+
+@pytest.fixture(scope="module")
+def request_scope(
+    target: Target, token_url: str, client_id: str, signing_key: ClientKey, access_grant: TokenGrant
+) -> Callable[[str | None], TokenGrant]:
+    """Ask for a scope once per distinct value (None: no scope parameter) and keep the answer."""
+    answers: dict[str | None, TokenGrant] = {}
+
+    def ask(scope: str | None) -> TokenGrant:
+        if scope not in answers:
+            exchange = oauth.request_token(
+                target.http,
+                token_url,
+                signing_key,
+                client_id=client_id,
+                scope=scope,
+                purpose=f"token request for scope {scope!r}" if scope is not None else "token request without scope",
+            )
+            answers[scope] = TokenGrant.of(exchange)
+        return answers[scope]
+
+    return ask
+
+
+def _granted_or_refused(grant: TokenGrant, what: str) -> list[str] | None:
+    """Granted scopes on 200, None on an invalid_scope refusal; fails on anything else."""
+    exchange = expect.answered(grant.exchange)
+    if exchange.status == 200:
+        if grant.scope is None:
+            expect.fail(
+                f"the grant for {what} does not state its scope",
+                expected="a scope member",
+                actual="absent",
+                exchange=exchange,
+            )
+        return split_scopes(grant.scope)
+    expect.status(exchange, {400}, f"a refusal of {what} must be HTTP 400")
+    error = (exchange.json_object() or {}).get("error")
+    if error != "invalid_scope":
+        expect.fail(
+            f"a refusal of {what} must say invalid_scope",
+            expected="invalid_scope",
+            actual=repr(error),
+            exchange=exchange,
+        )
+    return None
+
+
+def _within(granted: list[str], requested: list[str]) -> list[str]:
+    """Granted scopes that no requested scope covers."""
+    asked = [s for s in (parse_scope(t) for t in requested) if s]
+    return [t for t in granted if not (p := parse_scope(t)) or not any(a.covers(p) for a in asked)]
+
+
+@pytest.mark.requirement("SBS-SCOPE-02")
+def test_granted_scope_is_stated_and_within_request(access_grant: TokenGrant, target: Target) -> None:
+    granted = _granted_or_refused(access_grant, "the configured scopes")
+    assert granted is not None
+    beyond = _within(granted, target.config.scopes)
+    if beyond:
+        expect.fail(
+            "the token grants scopes that were not requested",
+            expected=f"within {target.config.scope}",
+            actual=f"also {' '.join(beyond)}",
+            exchange=access_grant.exchange,
+        )
+
+
+@pytest.mark.requirement("SBS-SCOPE-01")
+def test_unauthorized_scope_is_never_granted(request_scope: Callable[[str | None], TokenGrant], target: Target) -> None:
+    unauthorized = target.config.unauthorized_scope
+    requested = [*target.config.scopes, unauthorized]
+    grant = request_scope(" ".join(requested))
+    granted = _granted_or_refused(grant, f"a request including {unauthorized}")
+    if granted is None:
+        note("server chose", "invalid_scope for the whole request")
+        return
+    if unauthorized in granted or _within(granted, target.config.scopes):
+        expect.fail(
+            "a scope the client is not authorized for was granted",
+            expected=f"no {unauthorized} (narrowing) or invalid_scope",
+            actual=f"granted {' '.join(granted)}",
+            exchange=grant.exchange,
+        )
+    note("server chose", f"narrowing to {' '.join(granted)}")
+
+
+@pytest.mark.requirement("SBS-SCOPE-06")
+def test_unknown_resource_scope_is_dropped_or_refused(request_scope: Callable[[str | None], TokenGrant]) -> None:
+    grant = request_scope(f"{V1_PATIENT} {UNKNOWN_TYPE}")
+    granted = _granted_or_refused(grant, f"a request including {UNKNOWN_TYPE}")
+    if granted is None:
+        note("server chose", "invalid_scope")
+        return
+    if UNKNOWN_TYPE in granted:
+        expect.fail(
+            "a scope for a resource type that does not exist was granted",
+            expected=f"{UNKNOWN_TYPE} dropped, or invalid_scope",
+            actual=f"granted {' '.join(granted)}",
+            exchange=grant.exchange,
+        )
+    note("server chose", "dropping the unknown scope")
+
+
+@pytest.mark.requirement("SBS-SCOPE-08")
+def test_comma_separated_scopes_are_not_split(request_scope: Callable[[str | None], TokenGrant]) -> None:
+    grant = request_scope("system/Patient.read,system/Observation.read")
+    granted = _granted_or_refused(grant, "a comma-separated scope list")
+    if granted is not None and {"system/Patient.read", "system/Observation.read"} <= set(granted):
+        expect.fail(
+            "a comma-separated list was read as two scopes (RFC 6749 scopes are space-delimited)",
+            expected="invalid_scope, or no grant of both",
+            actual=f"granted {' '.join(granted)}",
+            exchange=grant.exchange,
+        )
+    note("server chose", "invalid_scope" if granted is None else f"granting {' '.join(granted) or 'nothing'}")
+
+
+def _advertised(smart_config: dict[str, Any], capability: str, scope_filter: Callable[[str], bool]) -> bool:
+    capabilities = smart_config.get("capabilities") or []
+    scopes = smart_config.get("scopes_supported") or []
+    return capability in capabilities or any(isinstance(s, str) and scope_filter(s) for s in scopes)
+
+
+@pytest.mark.requirement("SBS-SCOPE-04")
+def test_v1_scope_works_and_comes_back_in_v1_form(
+    request_scope: Callable[[str | None], TokenGrant], smart_config: dict[str, Any]
+) -> None:
+    expect.applicable(
+        _advertised(smart_config, "permission-v1", lambda s: parse_scope(s) is not None and not is_v2(s)),
+        "the server advertises no SMART v1 scopes",
+    )
+    grant = request_scope(V1_PATIENT)
+    expect.status(grant.exchange, {200}, f"{V1_PATIENT} must be granted when v1 scopes are advertised")
+    if V1_PATIENT not in split_scopes(grant.scope):
+        expect.fail(
+            "a v1 scope did not come back in v1 form",
+            expected=f"scope {V1_PATIENT}",
+            actual=f"scope {grant.scope!r}",
+            exchange=grant.exchange,
+        )
+
+
+@pytest.mark.requirement("SBS-SCOPE-03")
+def test_v2_scope_works(request_scope: Callable[[str | None], TokenGrant], smart_config: dict[str, Any]) -> None:
+    expect.applicable(_advertised(smart_config, "permission-v2", is_v2), "the server advertises no SMART v2 scopes")
+    grant = request_scope(V2_PATIENT)
+    expect.status(grant.exchange, {200}, f"{V2_PATIENT} must be granted when v2 scopes are advertised")
+    granted = split_scopes(grant.scope)
+    if not granted or _within(granted, [V2_PATIENT]):
+        expect.fail(
+            "the v2 grant is not stated within the request",
+            expected=f"scope {V2_PATIENT}",
+            actual=repr(grant.scope),
+            exchange=grant.exchange,
+        )
+
+
+@pytest.mark.requirement("SBS-SCOPE-13")
+def test_advertised_wildcard_scope_works(
+    request_scope: Callable[[str | None], TokenGrant], smart_config: dict[str, Any]
+) -> None:
+    expect.applicable(
+        WILDCARD in (smart_config.get("scopes_supported") or []), f"{WILDCARD} is not in scopes_supported"
+    )
+    grant = request_scope(WILDCARD)
+    expect.status(grant.exchange, {200}, f"{WILDCARD} is advertised, so it must be granted")
+    granted = split_scopes(grant.scope)
+    if not granted or _within(granted, [WILDCARD]):
+        expect.fail(
+            "the wildcard grant does not state a scope within the request",
+            expected=f"{WILDCARD} or resource scopes it covers",
+            actual=repr(grant.scope),
+            exchange=grant.exchange,
+        )
+    note("granted for wildcard", grant.scope)
+
+
+@pytest.mark.requirement("SBS-SCOPE-07")
+def test_missing_scope_is_refused_or_default_is_stated(request_scope: Callable[[str | None], TokenGrant]) -> None:
+    grant = request_scope(None)
+    exchange = expect.answered(grant.exchange)
+    if exchange.status == 200:
+        if not grant.scope:
+            expect.fail(
+                "a default grant without a stated scope", expected="scope stated", actual="absent", exchange=exchange
+            )
+        raise SpecWarning(
+            "a request without scope was granted a default scope (SMART requires the scope parameter)",
+            expected="400 invalid_request or invalid_scope",
+            actual=f"granted {grant.scope}",
+            exchange=exchange,
+        )
+    expect.status(exchange, {400}, "a request without scope must be refused with 400 (or granted a stated default)")
+    error = (exchange.json_object() or {}).get("error")
+    if error not in ("invalid_request", "invalid_scope"):
+        expect.fail(
+            "wrong error code for a missing scope",
+            expected="invalid_request or invalid_scope",
+            actual=repr(error),
+            exchange=exchange,
+        )
+    note("error code", error)
+
+
+@pytest.mark.requirement("SBS-SCOPE-11")
+def test_offline_access_gives_no_refresh_token(request_scope: Callable[[str | None], TokenGrant]) -> None:
+    grant = request_scope(f"{V1_PATIENT} offline_access")
+    exchange = expect.answered(grant.exchange)
+    if "refresh_token" in (exchange.json_object() or {}):
+        expect.fail(
+            "offline_access produced a refresh token for a backend client",
+            expected="no refresh_token (offline_access dropped or refused)",
+            actual="refresh_token present",
+            exchange=exchange,
+        )
+
+
+@pytest.fixture(scope="module")
+def patient_only_token(request_scope: Callable[[str | None], TokenGrant]) -> str:
+    grant = request_scope(V1_PATIENT)
+    expect.precondition(grant.access_token, f"no token for {V1_PATIENT}")
+    assert grant.access_token is not None
+    return grant.access_token
+
+
+@pytest.fixture(scope="module")
+def out_of_scope_read(fhir_get: Callable[..., Exchange], patient_only_token: str, patient_id: str) -> Exchange:
+    return fhir_get(
+        f"Observation?patient={patient_id}",
+        purpose="search Observations with a Patient-only token",
+        headers={"Accept": "application/fhir+json", **oauth.bearer(patient_only_token)},
+    )
+
+
+@pytest.mark.requirement("SBS-TOKEN-09")
+def test_patient_only_token_reads_patients(
+    fhir_get: Callable[..., Exchange], patient_only_token: str, patient_id: str
+) -> None:
+    exchange = fhir_get(
+        f"Patient/{patient_id}",
+        purpose="read a patient with a Patient-only token",
+        headers={"Accept": "application/fhir+json", **oauth.bearer(patient_only_token)},
+    )
+    expect.status(exchange, {200}, "a Patient-scoped token must read patients")
+
+
+@pytest.mark.requirement("SBS-SCOPE-14")
+def test_patient_only_token_cannot_read_observations(out_of_scope_read: Exchange) -> None:
+    status = expect.answered(out_of_scope_read).status
+    if status == 200:
+        expect.fail(
+            "a token without Observation scope read Observations",
+            expected="403 (or 401 insufficient_scope, or 404)",
+            actual=expect.describe(out_of_scope_read),
+            exchange=out_of_scope_read,
+        )
+    challenge = out_of_scope_read.response_header("www-authenticate") or ""
+    if status == 401 and "insufficient_scope" not in challenge:
+        expect.fail(
+            "a 401 for an out-of-scope read must name insufficient_scope",
+            expected='WWW-Authenticate: Bearer error="insufficient_scope"',
+            actual=challenge or "(no challenge)",
+            exchange=out_of_scope_read,
+        )
+    expect.status(out_of_scope_read, {401, 403, 404}, "an out-of-scope read must be refused")
+    note("status", status)
+
+
+def _bad_token_read(fhir_get: Callable[..., Exchange], patient_id: str, token: str, what: str) -> Exchange:
+    return fhir_get(
+        f"Patient/{patient_id}",
+        purpose=f"read with {what}",
+        headers={"Accept": "application/fhir+json", "Authorization": f"Bearer {token}"},
+    )
+
+
+def _expect_invalid_token(exchange: Exchange, what: str) -> None:
+    expect.status(exchange, {401}, f"a request with {what} must get 401")
+    challenge = exchange.response_header("www-authenticate") or ""
+    if not challenge.lower().startswith("bearer"):
+        expect.fail(
+            f"the 401 for {what} has no Bearer challenge",
+            expected="WWW-Authenticate: Bearer …",
+            actual=challenge or "(absent)",
+            exchange=exchange,
+        )
+
+
+@pytest.fixture(scope="module")
+def garbage_token_read(fhir_get: Callable[..., Exchange], patient_id: str) -> Exchange:
+    return _bad_token_read(fhir_get, patient_id, "not-a-token-0123456789", "a garbage token")
+
+
+@pytest.mark.requirement("SBS-BEARER-02")
+def test_garbage_token_gets_401(garbage_token_read: Exchange) -> None:
+    _expect_invalid_token(garbage_token_read, "a garbage token")
+
+
+@pytest.mark.requirement("SBS-BEARER-02E")
+def test_invalid_token_challenge_names_the_error(garbage_token_read: Exchange) -> None:
+    expect.precondition(garbage_token_read.status == 401, "the garbage token did not get 401")
+    challenge = garbage_token_read.response_header("www-authenticate") or ""
+    if 'error="invalid_token"' not in challenge.replace(" ", ""):
+        expect.fail(
+            "the challenge does not say invalid_token",
+            expected='WWW-Authenticate: Bearer error="invalid_token"',
+            actual=challenge or "(absent)",
+            exchange=garbage_token_read,
+        )
+
+
+@pytest.mark.requirement("SBS-BEARER-02")
+def test_tampered_token_gets_401(fhir_get: Callable[..., Exchange], patient_id: str, access_token: str) -> None:
+    middle = len(access_token) // 2
+    flipped = "A" if access_token[middle] != "A" else "B"
+    tampered = access_token[:middle] + flipped + access_token[middle + 1 :]
+    _expect_invalid_token(_bad_token_read(fhir_get, patient_id, tampered, "a tampered token"), "a tampered token")
+
+
+@pytest.mark.late
+@pytest.mark.requirement("SBS-BEARER-03")
+def test_expired_token_gets_401(
+    expiry_probe: ExpiryProbe, target: Target, fhir_get: Callable[..., Exchange], patient_id: str
+) -> None:
+    expect.applicable(expiry_probe.grant, expiry_probe.reason)
+    assert expiry_probe.grant is not None
+    grant = expiry_probe.grant
+    expect.answered(grant.exchange)
+    expect.precondition(
+        grant.access_token, f"the short-lived client got no token ({expect.describe(grant.exchange, 120)})"
+    )
+    lifetime = grant.expires_in
+    expect.precondition(
+        isinstance(lifetime, int | float) and lifetime <= target.config.expiry_wait,
+        f"its token lives {lifetime} s, longer than checks.expiry_wait ({target.config.expiry_wait:g} s)",
+    )
+    time.sleep(max(0.0, expiry_probe.obtained_at + float(lifetime) + 0.5 - time.monotonic()))
+    assert grant.access_token is not None
+    _expect_invalid_token(
+        _bad_token_read(fhir_get, patient_id, grant.access_token, "an expired token"), "an expired token"
+    )
+
+
+@pytest.mark.requirement("SBS-BEARER-07")
+def test_lowercase_bearer_scheme_is_accepted(
+    fhir_get: Callable[..., Exchange], patient_id: str, access_token: str
+) -> None:
+    exchange = fhir_get(
+        f"Patient/{patient_id}",
+        purpose="read with the scheme written 'bearer'",
+        headers={"Accept": "application/fhir+json", "Authorization": f"bearer {access_token}"},
+    )
+    expect.status(exchange, {200}, "the Bearer scheme name is case-insensitive")

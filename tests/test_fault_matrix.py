@@ -1,0 +1,52 @@
+"""The proof that every check can fail: each reference-server fault kills exactly its listed checks.
+
+For every fault the suites run against the embedded server with that fault on.
+The checks the fault lists must fail (or warn, for checks below SHALL); every
+other check must pass, or be skipped because a killed check was its
+precondition. Against the clean server every check must pass.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from conformance.fault_coverage import coverage, run_profile
+from conformance.mock.faults import FAULTS
+from tests.conftest import SUITES, run_suites
+
+KILLED = ("fail", "warning")
+SPARED = ("pass", "skip", "not-applicable")
+PROFILES = sorted({p for fault in FAULTS.values() for p in fault.profiles})
+
+
+@pytest.mark.parametrize("profile", PROFILES)
+def test_clean_server_passes_every_check(profile: str, keys_dir: Path, tmp_path: Path) -> None:
+    proc, results = run_suites(tmp_path, profile=run_profile(profile), keys_dir=keys_dir)
+    not_passing = {check: r["outcome"] for check, r in results.items() if r["outcome"] != "pass"}
+    assert not not_passing, f"checks not passing on the clean server: {not_passing}\n{proc.stdout[-4000:]}"
+    assert proc.returncode == 0
+
+
+CASES = [(fault.name, profile) for fault in FAULTS.values() for profile in fault.profiles]
+
+
+@pytest.mark.parametrize(("fault", "profile"), CASES, ids=[f"{f}@{p}" for f, p in CASES])
+def test_fault_kills_exactly_its_checks(fault: str, profile: str, keys_dir: Path, tmp_path: Path) -> None:
+    proc, results = run_suites(tmp_path, profile=run_profile(profile), keys_dir=keys_dir, faults=(fault,))
+    listed = {check for check in results if FAULTS[fault].kills_check(check)}
+    assert listed, f"fault {fault} lists no check that exists in profile {profile}"
+    survivors = {c: results[c]["outcome"] for c in sorted(listed) if results[c]["outcome"] not in KILLED}
+    collateral = {c: r["outcome"] for c, r in sorted(results.items()) if c not in listed and r["outcome"] not in SPARED}
+    assert not survivors and not collateral, (
+        f"fault {fault}: listed checks that did not fail: {survivors}; unlisted checks that failed: {collateral}"
+    )
+    assert proc.returncode == (1 if any(results[c]["outcome"] == "fail" for c in listed) else 0)
+
+
+def test_every_check_is_killed_by_some_fault() -> None:
+    report = coverage(SUITES)
+    assert report["check_count"] > 0
+    assert not report["uncovered"], "checks no fault kills:\n" + "\n".join(report["uncovered"])
+    assert not report["dead_patterns"], "kill patterns that match no check:\n" + "\n".join(report["dead_patterns"])
