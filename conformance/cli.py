@@ -91,6 +91,14 @@ def build_parser() -> argparse.ArgumentParser:
     mock.add_argument("--db", default=":memory:", help="SQLite file to keep registered clients across restarts")
     mock.add_argument("--token-lifetime", type=int, default=300, help="access token lifetime in seconds")
 
+    keys = commands.add_parser("keys", help="make client keys, or print the JWKS to register at a target")
+    key_commands = keys.add_subparsers(dest="keys_command", metavar="ACTION")
+    generate = key_commands.add_parser("generate", help="write an RS384 and an ES384 key and their public JWKS")
+    generate.add_argument("directory", type=Path, help="where to write client-rs384.pem, client-es384.pem, jwks.json")
+    show = key_commands.add_parser("jwks", help="print the public JWKS of the configured keys")
+    show.add_argument("--config", type=Path, help="target configuration file (TOML)")
+    show.add_argument("--private-key", action="append", help="private key file (PEM or JWK); repeatable")
+
     faults = commands.add_parser("faults", help="list the reference server's faults and the checks each must kill")
     faults.add_argument("--json", action="store_true", help="machine-readable output")
     faults.add_argument("--check", action="store_true", help="exit 1 when some check is killed by no fault")
@@ -107,6 +115,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return command_mock(args)
         if args.command == "faults":
             return command_faults(args)
+        if args.command == "keys":
+            return command_keys(args, parser)
         parser.print_help()
         return EXIT_USAGE
     except UsageError as exc:
@@ -275,6 +285,38 @@ def _client_from_entry(entry: dict[str, Any], source: Path) -> Any:
         scopes=scopes.split() if isinstance(scopes, str) else list(scopes),
         token_lifetime=entry.get("token_lifetime"),
     )
+
+
+def command_keys(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    from conformance.config import ConfigError, load_config
+    from conformance.jose import generate_ec, generate_rsa, jwks
+
+    if args.keys_command == "generate":
+        directory: Path = args.directory
+        targets = [directory / "client-rs384.pem", directory / "client-es384.pem", directory / "jwks.json"]
+        existing = [str(p) for p in targets if p.exists()]
+        if existing:
+            raise UsageError(f"refusing to overwrite {', '.join(existing)}")
+        directory.mkdir(parents=True, exist_ok=True)
+        rsa, ec = generate_rsa(), generate_ec()
+        for path, key in zip(targets, (rsa, ec), strict=False):
+            path.write_bytes(key.private_pem())
+            path.chmod(0o600)
+        targets[2].write_text(json.dumps(jwks([rsa, ec]), indent=2) + "\n", encoding="utf-8")
+        print(f"wrote {targets[0]} and {targets[1]} (private, keep them out of version control)")
+        print(f"wrote {targets[2]}: register this public JWKS (or its URL) for your client at the server")
+        return EXIT_OK
+    if args.keys_command == "jwks":
+        try:
+            config = load_config(args.config, {"auth.private_keys": args.private_key})
+        except ConfigError as exc:
+            raise UsageError(str(exc)) from None
+        if not config.keys:
+            raise UsageError("no private key is configured (auth.private_key(s) or --private-key)")
+        print(json.dumps(jwks(config.keys), indent=2))
+        return EXIT_OK
+    parser.parse_args(["keys", "--help"])
+    return EXIT_USAGE
 
 
 def command_faults(args: argparse.Namespace) -> int:

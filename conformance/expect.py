@@ -110,3 +110,24 @@ def field(body: dict[str, Any], name: str, exchange: Exchange, title: str) -> An
 def short_json(value: Any, limit: int = 200) -> str:
     text = json.dumps(value, ensure_ascii=False)
     return text if len(text) <= limit else text[:limit] + "…"
+
+
+def string_array(document: dict[str, Any], member: str, exchange: Exchange) -> list[str]:
+    """`document[member]` as an array of strings, or a failure saying what it was instead."""
+    value = document.get(member)
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        fail(
+            f"{member} is not an array of strings",
+            expected="an array of strings",
+            actual=repr(value),
+            exchange=exchange,
+        )
+    return value
+
+
+def array_contains(document: dict[str, Any], member: str, wanted: str, exchange: Exchange, title: str) -> list[str]:
+    """The discovery idiom: a metadata array that must list one value."""
+    values = string_array(document, member, exchange)
+    if wanted not in values:
+        fail(title, expected=f'"{wanted}" in {member}', actual=repr(values), exchange=exchange)
+    return values

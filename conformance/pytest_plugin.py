@@ -236,10 +236,12 @@ def _attach(exchanges: list[Exchange], redactor: Redactor) -> None:
     for exchange in exchanges:
         status = exchange.status if exchange.status is not None else "no response"
         title = f"{exchange.purpose}: {exchange.method} {redactor.url(exchange.url)} → {status}"
+        request = (
+            f"{render_request(exchange, redactor)}\n\n# reproduce (secrets masked):\n{curl_command(exchange, redactor)}"
+        )
         with allure.step(title):
-            allure.attach(render_request(exchange, redactor), "request", allure.attachment_type.TEXT)
+            allure.attach(request, "request", allure.attachment_type.TEXT)
             allure.attach(render_response(exchange, redactor), "response", allure.attachment_type.TEXT)
-            allure.attach(curl_command(exchange, redactor), "curl", allure.attachment_type.TEXT)
 
 
 def _label_allure(item: pytest.Item) -> None:

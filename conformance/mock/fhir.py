@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 from starlette.requests import Request
@@ -141,54 +142,59 @@ def _bundle(ctx: MockContext, request: Request, entries: list[dict[str, Any]]) -
     }
 
 
-def make_read(
-    *,
-    require_explicit_json: bool = False,
-    visible: Callable[[AccessToken | None, dict[str, Any]], bool] | None = None,
-) -> Handler:
+Visibility = Callable[[AccessToken | None, dict[str, Any]], bool]
+
+
+@dataclass
+class Granted:
+    """A FHIR request that passed negotiation and authorization."""
+
+    ctx: MockContext
+    choice: Choice
+    token: AccessToken | None
+    resource_type: str
+    resources: dict[str, dict[str, Any]]
+
+
+def admit(request: Request, perm: str, *, require_explicit_json: bool) -> Granted | Response:
+    """Negotiate the format, check the token and find the resource type, or answer the refusal."""
+    ctx: MockContext = request.app.state.ctx
+    resource_type = request.path_params["type"]
+    try:
+        choice = choose_format(ctx, request, require_explicit_json=require_explicit_json)
+    except RuntimeError:
+        return PlainTextResponse("Internal Server Error", status_code=500)
+    if choice.refusal:
+        return refusal_response(ctx, choice)
+    token = authorize(ctx, request, resource_type, perm)
+    if isinstance(token, Response):
+        return token
+    resources = ctx.resources.get(resource_type)
+    if resources is None:
+        return error_response(ctx, 404, "not-supported", f"{resource_type} is not supported by this server")
+    return Granted(ctx, choice, token, resource_type, resources)
+
+
+def make_read(*, require_explicit_json: bool = False, visible: Visibility | None = None) -> Handler:
     async def read(request: Request) -> Response:
-        ctx: MockContext = request.app.state.ctx
-        resource_type = request.path_params["type"]
-        try:
-            choice = choose_format(ctx, request, require_explicit_json=require_explicit_json)
-        except RuntimeError:
-            return PlainTextResponse("Internal Server Error", status_code=500)
-        if choice.refusal:
-            return refusal_response(ctx, choice)
-        granted = authorize(ctx, request, resource_type, "r")
+        granted = admit(request, "r", require_explicit_json=require_explicit_json)
         if isinstance(granted, Response):
             return granted
-        resources = ctx.resources.get(resource_type)
-        if resources is None:
-            return error_response(ctx, 404, "not-supported", f"{resource_type} is not supported by this server")
-        resource = resources.get(request.path_params["id"])
-        if resource is None or (visible is not None and not visible(granted, resource)):
-            return error_response(ctx, 404, "not-found", f"{resource_type}/{request.path_params['id']} is not known")
-        return fhir_response(ctx, resource, choice)
+        ctx, rid = granted.ctx, request.path_params["id"]
+        resource = granted.resources.get(rid)
+        if resource is None or (visible is not None and not visible(granted.token, resource)):
+            return error_response(ctx, 404, "not-found", f"{granted.resource_type}/{rid} is not known")
+        return fhir_response(ctx, resource, granted.choice)
 
     return read
 
 
-def make_search(
-    *,
-    require_explicit_json: bool = False,
-    visible: Callable[[AccessToken | None, dict[str, Any]], bool] | None = None,
-) -> Handler:
+def make_search(*, require_explicit_json: bool = False, visible: Visibility | None = None) -> Handler:
     async def search(request: Request) -> Response:
-        ctx: MockContext = request.app.state.ctx
-        resource_type = request.path_params["type"]
-        try:
-            choice = choose_format(ctx, request, require_explicit_json=require_explicit_json)
-        except RuntimeError:
-            return PlainTextResponse("Internal Server Error", status_code=500)
-        if choice.refusal:
-            return refusal_response(ctx, choice)
-        granted = authorize(ctx, request, resource_type, "s")
+        granted = admit(request, "s", require_explicit_json=require_explicit_json)
         if isinstance(granted, Response):
             return granted
-        resources = ctx.resources.get(resource_type)
-        if resources is None:
-            return error_response(ctx, 404, "not-supported", f"{resource_type} is not supported by this server")
+        ctx, resource_type, resources, choice = granted.ctx, granted.resource_type, granted.resources, granted.choice
         matches = list(resources.values())
         params = request.query_params
         if "_id" in params:
@@ -201,7 +207,7 @@ def make_search(
         elif resource_type != "Patient" and "_id" not in params:
             return error_response(ctx, 400, "required", f"searching {resource_type} needs patient or _id")
         if visible is not None:
-            matches = [r for r in matches if visible(granted, r)]
+            matches = [r for r in matches if visible(granted.token, r)]
         return fhir_response(ctx, _bundle(ctx, request, matches), choice)
 
     return search

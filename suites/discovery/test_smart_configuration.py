@@ -62,47 +62,37 @@ def test_token_endpoint_is_absolute_https(smart_config: dict[str, Any], smart_co
 
 @pytest.mark.requirement("SBS-DISC-04")
 def test_grant_types_include_client_credentials(smart_config: dict[str, Any], smart_config_exchange: Exchange) -> None:
-    grants = smart_config.get("grant_types_supported")
-    if not isinstance(grants, list) or "client_credentials" not in grants:
-        expect.fail(
-            "grant_types_supported does not offer client_credentials",
-            expected='an array containing "client_credentials"',
-            actual=repr(grants),
-            exchange=smart_config_exchange,
-        )
+    expect.array_contains(
+        smart_config,
+        "grant_types_supported",
+        "client_credentials",
+        smart_config_exchange,
+        "grant_types_supported does not offer client_credentials",
+    )
 
 
 @pytest.mark.requirement("SBS-DISC-05")
 def test_capabilities_include_asymmetric_client_auth(
     smart_config: dict[str, Any], smart_config_exchange: Exchange
 ) -> None:
-    capabilities = smart_config.get("capabilities")
-    if not isinstance(capabilities, list) or not all(isinstance(c, str) for c in capabilities):
-        expect.fail(
-            "capabilities is not an array of strings",
-            expected="an array of strings",
-            actual=repr(capabilities),
-            exchange=smart_config_exchange,
-        )
-    if "client-confidential-asymmetric" not in capabilities:
-        expect.fail(
-            "capabilities does not declare client-confidential-asymmetric",
-            expected='"client-confidential-asymmetric" in capabilities',
-            actual=repr(capabilities),
-            exchange=smart_config_exchange,
-        )
+    expect.array_contains(
+        smart_config,
+        "capabilities",
+        "client-confidential-asymmetric",
+        smart_config_exchange,
+        "capabilities does not declare client-confidential-asymmetric",
+    )
 
 
 @pytest.mark.requirement("SBS-DISC-06")
 def test_auth_methods_include_private_key_jwt(smart_config: dict[str, Any], smart_config_exchange: Exchange) -> None:
-    methods = smart_config.get("token_endpoint_auth_methods_supported")
-    if not isinstance(methods, list) or "private_key_jwt" not in methods:
-        expect.fail(
-            "token_endpoint_auth_methods_supported does not offer private_key_jwt",
-            expected='an array containing "private_key_jwt"',
-            actual=repr(methods),
-            exchange=smart_config_exchange,
-        )
+    expect.array_contains(
+        smart_config,
+        "token_endpoint_auth_methods_supported",
+        "private_key_jwt",
+        smart_config_exchange,
+        "token_endpoint_auth_methods_supported does not offer private_key_jwt",
+    )
 
 
 @pytest.mark.requirement("SBS-DISC-07")

@@ -94,6 +94,7 @@ def test_jku_equal_to_registered_url_is_accepted(rotation: Rotation) -> None:
 
 @pytest.mark.requirement("SBS-JWKS-01")
 def test_server_fetches_the_registered_jwks(rotation: Rotation) -> None:
+    expect.answered(rotation.first)
     expect.precondition(rotation.first.status == 200, "the JWKS-URL client got no token")
     if rotation.fetches_before_rotation == 0:
         expect.fail(

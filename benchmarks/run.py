@@ -1,0 +1,105 @@
+"""Speed and memory figures for BENCHMARKS.md; talks to loopback only.
+
+    python benchmarks/run.py            # everything (the fault matrix takes a few minutes)
+    python benchmarks/run.py --quick    # skip the fault matrix
+
+Prints a Markdown table. Figures are wall-clock seconds on the machine it runs on.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def timed(command: list[str], cwd: Path) -> tuple[float, int, str]:
+    """Wall time, exit code and output of a command."""
+    started = time.perf_counter()
+    proc = subprocess.run(command, cwd=cwd, capture_output=True, text=True)
+    return time.perf_counter() - started, proc.returncode, proc.stdout + proc.stderr
+
+
+def bench_run(profile: str, runs: int) -> list[str]:
+    rows = []
+    times = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for _ in range(runs):
+            before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+            seconds, code, output = timed(
+                [sys.executable, "-m", "conformance.cli", "run", "-q", "--profile", profile, "--reports", "r"],
+                Path(tmp),
+            )
+            if code != 0:
+                raise SystemExit(f"conformance run --profile {profile} failed:\n{output[-2000:]}")
+            times.append(seconds)
+            peak = max(before, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
+        checks = next((line.split()[0] for line in output.splitlines() if " checks: " in line), "?")
+    rows.append(
+        f"| `conformance run --profile {profile}` (embedded, {checks} checks, Allure + JUnit) "
+        f"| median {statistics.median(times):.2f} s of {runs} (min {min(times):.2f}, max {max(times):.2f}); "
+        f"peak RSS {peak / 1024:.0f} MiB |"
+    )
+    return rows
+
+
+def bench_requests(count: int) -> list[str]:
+    sys.path.insert(0, str(ROOT))
+    from conformance.embedded import CLIENT_ID, start_embedded
+    from conformance.jose import client_assertion
+    from conformance.oauth import assertion_form, post_token
+
+    target = start_embedded()
+    try:
+        key = target.config.keys[0]
+        token_url = target.config.base_url.rsplit("/fhir", 1)[0] + "/token"  # type: ignore[union-attr]
+        samples = []
+        for _ in range(count):
+            form = assertion_form(client_assertion(key, client_id=CLIENT_ID, audience=token_url), "system/Patient.read")
+            started = time.perf_counter()
+            exchange = post_token(target.http, token_url, form, purpose="bench")
+            samples.append((time.perf_counter() - started) * 1000)
+            assert exchange.status == 200, exchange.text
+        samples.sort()
+        p50, p95 = samples[len(samples) // 2], samples[int(len(samples) * 0.95)]
+    finally:
+        target.close()
+    return [
+        f"| token request round trip to the reference server ({count} requests) | p50 {p50:.1f} ms, p95 {p95:.1f} ms |"
+    ]
+
+
+def bench_matrix() -> list[str]:
+    seconds, code, output = timed(
+        [sys.executable, "-m", "pytest", "tests/test_fault_matrix.py", "-n", "2", "-q", "-p", "no:randomly"], ROOT
+    )
+    if code != 0:
+        raise SystemExit(f"fault matrix failed:\n{output[-3000:]}")
+    summary = output.strip().splitlines()[-1]
+    return [f"| fault matrix (`pytest tests/test_fault_matrix.py -n 2`) | {seconds:.0f} s ({summary.strip('= ')}) |"]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--quick", action="store_true", help="skip the fault matrix")
+    parser.add_argument("--runs", type=int, default=3)
+    args = parser.parse_args()
+    print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}")
+    print("| what | figure |\n|---|---|")
+    rows = bench_run("smart-backend", args.runs) + bench_requests(200)
+    if not args.quick:
+        rows += bench_matrix()
+    print("\n".join(rows))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,207 @@
+"""`conformance` end to end: certify the embedded server, report, fail clearly, keep secrets out of reports."""
+
+from __future__ import annotations
+
+import json
+import re
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+from conformance.embedded import CLIENT_ID, CLIENT_SCOPES, embedded_keys
+from conformance.jose import jwks, load_key
+from conformance.mock.server import MockServer
+from conformance.mock.settings import MockSettings
+from conformance.mock.store import Client
+from tests.conftest import ROOT
+
+CONFORMANCE = [sys.executable, "-m", "conformance.cli"]
+
+
+def conformance(
+    *args: str, cwd: Path, env: dict[str, str] | None = None, timeout: float = 300
+) -> subprocess.CompletedProcess[str]:
+    import os
+
+    return subprocess.run(
+        [*CONFORMANCE, *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        timeout=timeout,
+        env={**os.environ, **(env or {})},
+    )
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def test_run_certifies_the_embedded_server_with_one_allure_result_per_check(tmp_path: Path) -> None:
+    proc = conformance("run", "-q", "--reports", "out", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    results = json.loads((tmp_path / "out/results.json").read_text())["checks"]
+    assert len(results) > 300
+    assert {r["outcome"] for r in results} == {"pass"}
+    allure = [json.loads(p.read_text()) for p in (tmp_path / "out/allure-results").glob("*-result.json")]
+    assert len(allure) == len(results)
+    assert all(r["status"] == "passed" for r in allure)
+    assert all(r.get("steps") and r["steps"][0].get("attachments") for r in allure if "check_id" in str(r["labels"]))
+    labels = {label["name"] for r in allure for label in r["labels"]}
+    assert {"requirement", "level", "check_id"} <= labels
+    assert (tmp_path / "out/junit.xml").exists()
+    assert "conformance summary" in proc.stdout
+
+
+def test_unreachable_target_fails_with_a_clear_message(tmp_path: Path, keys_dir: Path) -> None:
+    port = free_port()
+    proc = conformance(
+        "run",
+        "-q",
+        "--reports",
+        "out",
+        "--target-url",
+        f"http://127.0.0.1:{port}/fhir",
+        "--client-id",
+        "c",
+        "--private-key",
+        str(keys_dir / "client-rs384.pem"),
+        cwd=tmp_path,
+    )
+    assert proc.returncode == 1
+    message = f"could not connect to http://127.0.0.1:{port}: connection refused"
+    results = json.loads((tmp_path / "out/results.json").read_text())["checks"]
+    assert {r["outcome"] for r in results} <= {"broken", "skip", "not-applicable"}
+    assert message in (tmp_path / "out/junit.xml").read_text()
+    assert message in proc.stdout
+    assert "Traceback" not in proc.stdout
+
+
+def test_configuration_errors_exit_2_with_one_line(tmp_path: Path) -> None:
+    proc = conformance("run", "--config", "missing.toml", cwd=tmp_path)
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == "conformance: error: config file missing.toml does not exist"
+    (tmp_path / "t.toml").write_text(
+        '[target]\nbase_url = "https://x.example"\n[auth]\nclient_id = "c"\nprivate_key = "./key.pem"\n'
+    )
+    proc = conformance("run", "--config", "t.toml", cwd=tmp_path)
+    assert proc.returncode == 2
+    assert "private key file ./key.pem" in proc.stderr and "auth.private_key in t.toml" in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_pytest_entry_point_reports_config_errors_with_exit_2(tmp_path: Path) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", str(ROOT / "suites"), "-p", "no:cacheprovider", "--profile", "oauth1"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=120,
+    )
+    assert proc.returncode == 2
+    assert "target.profile on the command line must be one of" in proc.stdout + proc.stderr
+
+
+def test_reports_contain_no_secret(tmp_path: Path, keys_dir: Path) -> None:
+    keys = embedded_keys(keys_dir)
+    # As a user would: the kids are the RFC 7638 thumbprints the suite derives from the PEM files.
+    loaded = {name: load_key(keys_dir / f"{name}.pem") for name in keys}
+    settings = MockSettings()
+    with MockServer(settings) as server:
+        main = [loaded["client-rs384"], loaded["client-es384"]]
+        server.ctx.store.put_client(Client(CLIENT_ID, jwks=jwks(main), scopes=CLIENT_SCOPES))
+        server.ctx.store.put_client(Client("other", jwks=jwks([loaded["other-rs384"]]), scopes=CLIENT_SCOPES))
+        (tmp_path / "target.toml").write_text(
+            f'[target]\nbase_url = "{server.fhir_base}"\npatient_id = "example"\n'
+            f'[auth]\nclient_id = "{CLIENT_ID}"\nprivate_keys = ["{keys_dir}/client-rs384.pem", "{keys_dir}/client-es384.pem"]\n'
+            f'other_client_id = "other"\nother_client_key = "{keys_dir}/other-rs384.pem"\n'
+            'scopes = ["system/Patient.read", "system/Observation.read"]\n'
+            '[http]\nheaders = { "X-Api-Key" = "api-key-value-7f3a9" }\nsecret_headers = ["X-Api-Key"]\n'
+        )
+        proc = conformance("run", "-q", "--config", "target.toml", "--reports", "out", cwd=tmp_path)
+        tokens = server.ctx.store.issued_tokens()
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    assert len(tokens) > 10
+    secrets = [*tokens, "api-key-value-7f3a9"]
+    for key in keys.values():
+        secrets += [line for line in key.private_pem().decode().splitlines() if "PRIVATE KEY" not in line]
+        secrets += key.secret_strings()[1:]
+    report_text = "\n".join(p.read_text(errors="replace") for p in (tmp_path / "out").rglob("*") if p.is_file())
+    report_text += proc.stdout + proc.stderr
+    leaked = [s for s in secrets if s in report_text]
+    assert not leaked, f"{len(leaked)} secret values found in reports, e.g. {leaked[0][:12]}…"
+    signed_jwt = re.compile(r"eyJ[\w-]+\.eyJ[\w-]*\.[\w-]{20,}")
+    assert not signed_jwt.search(report_text), "a JWT with its signature reached the reports"
+    assert "[signature-redacted]" in report_text and "[redacted]" in report_text
+
+
+def test_faults_command_shows_no_check_without_a_fault(tmp_path: Path) -> None:
+    proc = conformance("faults", "--check", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stdout[-2000:]
+    assert "accept-alg-none" in proc.stdout
+    assert "0 checks are killed by no fault" in proc.stdout
+
+
+def test_mock_command_serves_a_registered_client(tmp_path: Path, keys_dir: Path) -> None:
+    keys = embedded_keys(keys_dir)
+    (tmp_path / "jwks.json").write_text(json.dumps(jwks([keys["client-rs384"]])))
+    port = free_port()
+    proc = subprocess.Popen(
+        [
+            *CONFORMANCE,
+            "mock",
+            "--port",
+            str(port),
+            "--register-client",
+            "demo",
+            "--jwks",
+            "jwks.json",
+            "--fault",
+            "token-type-mac",
+        ],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        first = proc.stdout.readline()
+        assert f"http://127.0.0.1:{port}/fhir" in first
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                response = httpx.get(f"http://127.0.0.1:{port}/fhir/metadata", timeout=2)
+                break
+            except httpx.ConnectError:
+                assert time.monotonic() < deadline
+                time.sleep(0.05)
+        assert response.status_code == 200
+        assert response.json()["resourceType"] == "CapabilityStatement"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+def test_mock_command_rejects_an_unknown_fault(tmp_path: Path) -> None:
+    proc = conformance("mock", "--fault", "no-such-fault", cwd=tmp_path)
+    assert proc.returncode == 2
+    assert "unknown fault(s): no-such-fault" in proc.stderr
+
+
+def test_keys_generate_then_print_the_jwks_to_register(tmp_path: Path, capsys: object) -> None:
+    from conformance.cli import main
+
+    assert main(["keys", "generate", str(tmp_path / "k")]) == 0
+    assert (tmp_path / "k/client-rs384.pem").stat().st_mode & 0o077 == 0
+    published = json.loads((tmp_path / "k/jwks.json").read_text())
+    assert [k["alg"] for k in published["keys"]] == ["RS384", "ES384"]
+    assert all("d" not in k for k in published["keys"])
+    assert main(["keys", "generate", str(tmp_path / "k")]) == 2
+    assert main(["keys", "jwks", "--private-key", str(tmp_path / "k/client-es384.pem")]) == 0

@@ -1,0 +1,93 @@
+"""Secrets never leave memory: headers, form fields, JSON members, JWT signatures, PEM keys, known values."""
+
+from __future__ import annotations
+
+import json
+
+from conformance.evidence import curl_command, render_request, render_response
+from conformance.jose import client_assertion, generate_rsa, private_jwk
+from conformance.recording import Exchange
+from conformance.redaction import MASK, Redactor, mask_signature
+
+
+def test_authorization_keeps_the_scheme_and_masks_the_value() -> None:
+    redactor = Redactor()
+    assert redactor.header("Authorization", "Basic Y2xpZW50OnNlY3JldA==") == f"Basic {MASK}"
+    assert redactor.header("authorization", "Bearer abc.def") == f"Bearer {MASK}"
+    assert redactor.header("Cookie", "session=1") == MASK
+    assert redactor.header("Accept", "application/json") == "application/json"
+
+
+def test_configured_secret_headers_are_masked() -> None:
+    assert Redactor(extra_secret_headers=["X-Tenant-Key"]).header("x-tenant-key", "k-123456") == MASK
+
+
+def test_form_fields_are_masked_and_assertions_lose_only_their_signature() -> None:
+    key = generate_rsa()
+    assertion = client_assertion(key, client_id="c", audience="https://as/token")
+    body = f"grant_type=client_credentials&client_secret=hunter22&client_assertion={assertion}".encode()
+    shown = Redactor().body(body, "application/x-www-form-urlencoded")
+    header, claims, signature = assertion.split(".")
+    assert "hunter22" not in shown
+    assert signature not in shown
+    assert f"{header}.{claims}." in shown
+
+
+def test_json_token_fields_and_private_jwk_members_are_masked() -> None:
+    key = generate_rsa()
+    document = {
+        "access_token": "tok-123456789",
+        "token_type": "Bearer",
+        "jwks": {"keys": [private_jwk(key.private_key)]},
+    }
+    shown = Redactor().body(json.dumps(document).encode(), "application/json")
+    assert "tok-123456789" not in shown
+    assert private_jwk(key.private_key)["d"] not in shown
+    assert '"token_type": "Bearer"' in shown
+
+
+def test_known_secrets_and_pem_keys_are_masked_in_any_text() -> None:
+    redactor = Redactor()
+    redactor.add_secret("the-access-token-value")
+    key = generate_rsa()
+    text = f"got the-access-token-value and\n{key.private_pem().decode()}"
+    shown = redactor.text(text)
+    assert "the-access-token-value" not in shown
+    assert "PRIVATE KEY-----" in shown
+    assert key.private_pem().decode().splitlines()[1] not in shown
+
+
+def test_jwt_signatures_are_masked_in_free_text() -> None:
+    token = client_assertion(generate_rsa(), client_id="c", audience="a")
+    assert token.split(".")[2] not in Redactor().text(f"error: {token} was bad")
+    assert mask_signature("a.b") == "a.b"
+
+
+def test_query_secrets_are_masked() -> None:
+    shown = Redactor().url("https://fhir.example/Patient?access_token=abcdefgh&_id=1")
+    assert "abcdefgh" not in shown
+    assert "_id=1" in shown
+
+
+def test_rendered_evidence_and_curl_are_redacted() -> None:
+    redactor = Redactor()
+    redactor.add_secret("issued-token-0001")
+    exchange = Exchange(
+        purpose="token",
+        method="POST",
+        url="https://as.example/token",
+        request_headers=[("Authorization", "Basic c2VjcmV0"), ("Content-Type", "application/x-www-form-urlencoded")],
+        request_body=b"grant_type=client_credentials&client_secret=s3cr3t-value",
+        status=200,
+        response_headers=[("Content-Type", "application/json")],
+        response_body=b'{"access_token": "issued-token-0001", "expires_in": 300}',
+    )
+    for text in (
+        render_request(exchange, redactor),
+        render_response(exchange, redactor),
+        curl_command(exchange, redactor),
+    ):
+        assert "s3cr3t-value" not in text
+        assert "issued-token-0001" not in text
+        assert "c2VjcmV0" not in text
+    assert "--data-urlencode grant_type=client_credentials" in curl_command(exchange, redactor)
