@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+PROFILES = ("smart-backend", "udap", "cerner-carequality")
 
 
 def timed(command: list[str], cwd: Path) -> tuple[float, int, str]:
@@ -95,7 +96,7 @@ def main() -> None:
     args = parser.parse_args()
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}")
     print("| what | figure |\n|---|---|")
-    rows = bench_run("smart-backend", args.runs) + bench_requests(200)
+    rows = [row for profile in PROFILES for row in bench_run(profile, args.runs)] + bench_requests(200)
     if not args.quick:
         rows += bench_matrix()
     print("\n".join(rows))

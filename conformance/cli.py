@@ -90,6 +90,18 @@ def build_parser() -> argparse.ArgumentParser:
     mock.add_argument("--scopes", default="system/Patient.rs system/Observation.rs", help="scopes the client may get")
     mock.add_argument("--db", default=":memory:", help="SQLite file to keep registered clients across restarts")
     mock.add_argument("--token-lifetime", type=int, default=300, help="access token lifetime in seconds")
+    mock.add_argument(
+        "--pki",
+        type=Path,
+        default=Path("mock-pki"),
+        help="udap/cerner-carequality: test community directory (made by `conformance pki init`; created if missing)",
+    )
+    mock.add_argument(
+        "--carequality-shape",
+        default="extension",
+        choices=["extension", "override-header", "carequality-token"],
+        help="cerner-carequality: how the CapabilityStatement advertises the Carequality endpoints",
+    )
 
     keys = commands.add_parser("keys", help="make client keys, or print the JWKS to register at a target")
     key_commands = keys.add_subparsers(dest="keys_command", metavar="ACTION")
@@ -98,6 +110,19 @@ def build_parser() -> argparse.ArgumentParser:
     show = key_commands.add_parser("jwks", help="print the public JWKS of the configured keys")
     show.add_argument("--config", type=Path, help="target configuration file (TOML)")
     show.add_argument("--private-key", action="append", help="private key file (PEM or JWK); repeatable")
+
+    pki = commands.add_parser("pki", help="make a test UDAP trust community (CAs, client and server certificates)")
+    pki_commands = pki.add_subparsers(dest="pki_command", metavar="ACTION")
+    init = pki_commands.add_parser("init", help="write a test community into DIR")
+    init.add_argument("directory", type=Path, help="an empty or new directory")
+    init.add_argument(
+        "--client-uri", required=True, help="the client's URI: its certificate SAN and UDAP iss/client id"
+    )
+    init.add_argument(
+        "--server-uri",
+        action="append",
+        help="FHIR base URL(s) the server certificate is for (default http://127.0.0.1:8080/fhir, the mock's)",
+    )
 
     faults = commands.add_parser("faults", help="list the reference server's faults and the checks each must kill")
     faults.add_argument("--json", action="store_true", help="machine-readable output")
@@ -117,6 +142,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return command_faults(args)
         if args.command == "keys":
             return command_keys(args, parser)
+        if args.command == "pki":
+            return command_pki(args, parser)
         parser.print_help()
         return EXIT_USAGE
     except UsageError as exc:
@@ -240,9 +267,16 @@ def command_mock(args: argparse.Namespace) -> int:
         if args.jwks_url:
             entry["jwks_url"] = args.jwks_url
         clients.append(_client_from_entry(entry, Path.cwd() / "command line"))
-    settings = MockSettings(profile=args.profile, faults=faults, db_path=args.db, token_lifetime=args.token_lifetime)
+    settings = MockSettings(
+        profile=args.profile,
+        faults=faults,
+        db_path=args.db,
+        token_lifetime=args.token_lifetime,
+        carequality_shape=args.carequality_shape,
+    )
+    prepare = _udap_preparer(args.pki, settings) if args.profile in ("udap", "cerner-carequality") else None
     try:
-        server = MockServer(settings, host=args.host, port=args.port)
+        server = MockServer(settings, host=args.host, port=args.port, prepare=prepare)
     except OSError as exc:
         raise UsageError(f"cannot listen on {args.host}:{args.port}: {exc.strerror}") from None
     for client in clients:
@@ -256,6 +290,36 @@ def command_mock(args: argparse.Namespace) -> int:
     print("  press Ctrl-C to stop", flush=True)
     server.serve_forever()
     return EXIT_OK
+
+
+def _udap_preparer(directory: Path, settings: Any) -> Any:
+    """Load (or create) the test community and give the server its signing certificate."""
+    from conformance.mock.udap_server import UdapServerSettings
+    from conformance.pki import PkiError, create_community, load_anchors, load_certified_key, write_community
+
+    def prepare(bound: Any) -> None:
+        try:
+            if not (directory / "server-cert.pem").exists():
+                community = create_community(
+                    "https://client.example.org/conformance",
+                    [bound.fhir_base],
+                    other_client_uri="https://client.example.org/conformance/other",
+                )
+                write_community(community, directory)
+                print(f"  made a test community in {directory}/ (client SAN https://client.example.org/conformance)")
+            signer = load_certified_key(directory / "server-cert.pem", directory / "server-key.pem")
+            anchors = load_anchors([directory / "community-root.pem"])
+        except PkiError as exc:
+            raise UsageError(str(exc)) from None
+        if bound.fhir_base not in signer.san_uris():
+            print(
+                f"  warning: the server certificate's SAN {signer.san_uris()} is not {bound.fhir_base}; "
+                "signed_metadata will fail iss checks (re-run `conformance pki init` with --server-uri)",
+                file=sys.stderr,
+            )
+        bound.udap = UdapServerSettings(signer=signer, anchors=anchors, require_b2b=bound.profile == "udap")
+
+    return prepare
 
 
 def _client_from_entry(entry: dict[str, Any], source: Path) -> Any:
@@ -319,6 +383,27 @@ def command_keys(args: argparse.Namespace, parser: argparse.ArgumentParser) -> i
     return EXIT_USAGE
 
 
+def command_pki(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    from conformance.pki import PkiError, create_community, write_community
+
+    if args.pki_command != "init":
+        parser.parse_args(["pki", "--help"])
+        return EXIT_USAGE
+    servers = args.server_uri or ["http://127.0.0.1:8080/fhir"]
+    try:
+        community = create_community(args.client_uri, servers, other_client_uri=args.client_uri.rstrip("/") + "/other")
+        written = write_community(community, args.directory)
+    except PkiError as exc:
+        raise UsageError(str(exc)) from None
+    print(f"wrote a TEST trust community to {args.directory}/ ({len(written)} files):")
+    print(f"  trust anchor:        {args.directory / 'community-root.pem'}")
+    print(f"  client certificate:  {args.directory / 'client-cert.pem'} + client-key.pem (SAN {args.client_uri})")
+    print(f"  server certificate:  {args.directory / 'server-cert.pem'} + server-key.pem (SAN {', '.join(servers)})")
+    print("  negative fixtures:   expired-client-*, untrusted-root.pem + untrusted-client-*, other-client-*")
+    print(f"serve it: conformance mock --profile udap --pki {args.directory}")
+    return EXIT_OK
+
+
 def command_faults(args: argparse.Namespace) -> int:
     from conformance.fault_coverage import coverage
 
@@ -340,7 +425,10 @@ def command_faults(args: argparse.Namespace) -> int:
         )
         for check in uncovered:
             print(f"  not killed: {check}")
-    if args.check and (report["uncovered"] or any(not f["checks"] for f in report["faults"])):
+        for pattern in report["dead_patterns"]:
+            print(f"  pattern matches no check: {pattern}")
+    stale = report["uncovered"] or report["dead_patterns"] or any(not f["checks"] for f in report["faults"])
+    if args.check and stale:
         return EXIT_FAILED
     return EXIT_OK
 

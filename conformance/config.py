@@ -19,7 +19,10 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from cryptography import x509
+
 from conformance.jose import ClientKey, KeyFileError, load_key
+from conformance.pki import CertifiedKey, PkiError, load_anchors, load_certified_key, load_pkcs12
 
 PROFILES = ("smart-backend", "udap", "cerner-carequality", "client-secret", "ccde")
 DEFAULT_SECRET_ENV = "CONFORMANCE_CLIENT_SECRET"
@@ -44,7 +47,6 @@ SCHEMA: dict[str, tuple[str, Any]] = {
     "auth.expiry_client_id": ("str", None),
     "auth.client_secret_env": ("str", DEFAULT_SECRET_ENV),
     "auth.client_secret_file": ("path", None),
-    "auth.cert_chain": ("path", None),
     "auth.scopes": ("list", ["system/Patient.read"]),
     "auth.unauthorized_scope": ("str", "system/Practitioner.read"),
     "http.timeout": ("float", 10.0),
@@ -54,6 +56,27 @@ SCHEMA: dict[str, tuple[str, Any]] = {
     "http.secret_headers": ("list", []),
     "http.max_body_bytes": ("int", 2 * 1024 * 1024),
     "checks.expiry_wait": ("float", 0.0),
+    "udap.cert_chain": ("path", None),
+    "udap.private_key": ("path", None),
+    "udap.pkcs12": ("path", None),
+    "udap.pkcs12_password_env": ("str", None),
+    "udap.trust_anchors": ("pathlist", []),
+    "udap.client_uri": ("str", None),
+    "udap.version": ("str", "STU2"),
+    "udap.community": ("str", None),
+    "udap.organization_id": ("str", None),
+    "udap.organization_name": ("str", None),
+    "udap.purpose_of_use": ("list", ["urn:oid:2.16.840.1.113883.5.8#TREAT"]),
+    "udap.scopes": ("list", ["system/Patient.read", "system/Observation.read"]),
+    "udap.registration_content_type": ("str", "application/json"),
+    "udap.other_cert_chain": ("path", None),
+    "udap.other_private_key": ("path", None),
+    "udap.lifecycle_cert_chain": ("path", None),
+    "udap.lifecycle_private_key": ("path", None),
+    "udap.expired_cert_chain": ("path", None),
+    "udap.expired_private_key": ("path", None),
+    "udap.untrusted_cert_chain": ("path", None),
+    "udap.untrusted_private_key": ("path", None),
     "jwks_host.listen": ("str", None),
     "jwks_host.public_url": ("str", None),
     "jwks_host.client_id": ("str", None),
@@ -71,6 +94,32 @@ ENVIRONMENT = {
     "CONFORMANCE_VERIFY_TLS": "http.verify_tls",
     "CONFORMANCE_CA_BUNDLE": "http.ca_bundle",
 }
+
+
+UDAP_VERSIONS = ("STU1.0", "STU1.1", "STU2")
+UDAP_FIXTURES = ("other", "lifecycle", "expired", "untrusted")
+
+
+@dataclass
+class UdapConfig:
+    """The client's place in a UDAP trust community, and the IG version the checks follow."""
+
+    client: CertifiedKey
+    anchors: list[x509.Certificate]
+    client_uri: str
+    version: str = "STU2"
+    community: str | None = None
+    organization_id: str = "https://conformance.example.org/organization"
+    organization_name: str = "fhir-b2b-conformance"
+    purpose_of_use: list[str] = field(default_factory=lambda: ["urn:oid:2.16.840.1.113883.5.8#TREAT"])
+    scopes: list[str] = field(default_factory=lambda: ["system/Patient.read", "system/Observation.read"])
+    registration_content_type: str = "application/json"
+    fixtures: dict[str, CertifiedKey] = field(default_factory=dict)
+    """Optional certificates for negative checks: other (trusted, another SAN), lifecycle, expired, untrusted."""
+
+    @property
+    def stu2(self) -> bool:
+        return self.version == "STU2"
 
 
 @dataclass(frozen=True)
@@ -97,7 +146,7 @@ class TargetConfig:
     other_client_key: ClientKey | None = None
     expiry_client_id: str | None = None
     client_secret: str | None = field(default=None, repr=False)
-    cert_chain: Path | None = None
+    udap: UdapConfig | None = None
     scopes: list[str] = field(default_factory=lambda: ["system/Patient.read"])
     unauthorized_scope: str = "system/Practitioner.read"
     timeout: float = 10.0
@@ -322,7 +371,7 @@ def _build(raw: _Values, source: str, environ: Mapping[str, str]) -> TargetConfi
         except KeyFileError as exc:
             raise ConfigError(f"{exc} ({raw.where('auth.other_client_key')})") from None
 
-    for option in ("auth.cert_chain", "http.ca_bundle", "auth.client_secret_file"):
+    for option in ("http.ca_bundle", "auth.client_secret_file"):
         file_path = v[option]
         if file_path is not None and not file_path.exists():
             raise ConfigError(f"file {_shown(raw, option, file_path)} does not exist ({raw.where(option)})")
@@ -376,7 +425,7 @@ def _build(raw: _Values, source: str, environ: Mapping[str, str]) -> TargetConfi
         other_client_key=other_key,
         expiry_client_id=v["auth.expiry_client_id"],
         client_secret=secret,
-        cert_chain=v["auth.cert_chain"],
+        udap=_udap_config(raw, v, profile, base_url, environ),
         scopes=v["auth.scopes"],
         unauthorized_scope=v["auth.unauthorized_scope"],
         timeout=v["http.timeout"],
@@ -389,3 +438,84 @@ def _build(raw: _Values, source: str, environ: Mapping[str, str]) -> TargetConfi
         jwks_host=jwks_host,
         source=source,
     )
+
+
+def _certified(raw: _Values, v: dict[str, Any], cert_option: str, key_option: str) -> CertifiedKey | None:
+    cert_path, key_path = v[cert_option], v[key_option]
+    if cert_path is None and key_path is None:
+        return None
+    if cert_path is None or key_path is None:
+        missing = cert_option if cert_path is None else key_option
+        raise ConfigError(f"{missing} is needed together with {key_option if missing == cert_option else cert_option}")
+    for option, path in ((cert_option, cert_path), (key_option, key_path)):
+        if not path.exists():
+            raise ConfigError(f"file {_shown(raw, option, path)} does not exist ({raw.where(option)})")
+    try:
+        return load_certified_key(cert_path, key_path)
+    except PkiError as exc:
+        raise ConfigError(f"{exc} ({raw.where(cert_option)})") from None
+
+
+def _udap_config(
+    raw: _Values, v: dict[str, Any], profile: str, base_url: str | None, environ: Mapping[str, str]
+) -> UdapConfig | None:
+    """The [udap] section, validated only for the UDAP profiles of a configured target."""
+    if profile not in ("udap", "cerner-carequality") or base_url is None:
+        return None
+    if v["udap.version"] not in UDAP_VERSIONS:
+        raise ConfigError(f"{raw.where('udap.version')} must be one of {', '.join(UDAP_VERSIONS)}")
+    client = _certified(raw, v, "udap.cert_chain", "udap.private_key")
+    if client is None and v["udap.pkcs12"] is not None:
+        path = v["udap.pkcs12"]
+        if not path.exists():
+            raise ConfigError(f"file {_shown(raw, 'udap.pkcs12', path)} does not exist ({raw.where('udap.pkcs12')})")
+        password_env = v["udap.pkcs12_password_env"]
+        password = environ.get(password_env, "").encode() if password_env else None
+        try:
+            client = load_pkcs12(path, password or None)
+        except PkiError as exc:
+            raise ConfigError(f"{exc} ({raw.where('udap.pkcs12')})") from None
+    if client is None:
+        raise ConfigError(
+            f"profile {profile} needs the client certificate issued by the trust community: "
+            "udap.cert_chain + udap.private_key, or udap.pkcs12 (`conformance pki init` makes a test one)"
+        )
+    anchors: list[x509.Certificate] = []
+    if v["udap.trust_anchors"]:
+        for option_path in v["udap.trust_anchors"]:
+            if not option_path.exists():
+                raise ConfigError(
+                    f"file {_shown(raw, 'udap.trust_anchors', option_path)} does not exist ({raw.where('udap.trust_anchors')})"
+                )
+        try:
+            anchors = load_anchors(v["udap.trust_anchors"])
+        except PkiError as exc:
+            raise ConfigError(f"{exc} ({raw.where('udap.trust_anchors')})") from None
+    elif profile == "udap":
+        raise ConfigError("profile udap needs udap.trust_anchors to validate the server's signed_metadata")
+    client_uri = v["udap.client_uri"] or next(iter(client.san_uris()), None)
+    if client_uri is None:
+        raise ConfigError("the client certificate has no URI subjectAltName; set udap.client_uri")
+    if client_uri not in client.san_uris():
+        raise ConfigError(f"udap.client_uri {client_uri} is not a URI subjectAltName of the client certificate")
+    fixtures = {}
+    for name in UDAP_FIXTURES:
+        certified = _certified(raw, v, f"udap.{name}_cert_chain", f"udap.{name}_private_key")
+        if certified is not None:
+            fixtures[name] = certified
+    config = UdapConfig(
+        client=client,
+        anchors=anchors,
+        client_uri=client_uri,
+        version=v["udap.version"],
+        community=v["udap.community"],
+        purpose_of_use=v["udap.purpose_of_use"],
+        scopes=v["udap.scopes"],
+        registration_content_type=v["udap.registration_content_type"],
+        fixtures=fixtures,
+    )
+    if v["udap.organization_id"]:
+        config.organization_id = v["udap.organization_id"]
+    if v["udap.organization_name"]:
+        config.organization_name = v["udap.organization_name"]
+    return config

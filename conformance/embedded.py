@@ -10,11 +10,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 from conformance.config import TargetConfig
 from conformance.jose import ClientKey, generate_ec, generate_rsa, jwks, load_key
 from conformance.jwks_host import JwksHost
-from conformance.mock.data import DEFAULT_PATIENT_ID
+from conformance.mock.data import CERNER_PATIENT_ID, DEFAULT_PATIENT_ID
 from conformance.mock.faults import FaultSet
 from conformance.mock.server import MockServer
 from conformance.mock.settings import MockSettings
@@ -59,11 +60,16 @@ def start_embedded(
     faults: Iterable[str] = (),
     keys_dir: Path | None = None,
     template: TargetConfig | None = None,
+    mock_settings: dict[str, Any] | None = None,
 ) -> Target:
     """Start the reference server with the suite's clients registered; return the run's Target."""
+    if profile in ("udap", "cerner-carequality"):
+        return start_embedded_udap(
+            profile, faults=faults, keys_dir=keys_dir, template=template, mock_settings=mock_settings
+        )
     keys = embedded_keys(keys_dir)
     jwks_host = JwksHost()
-    settings = MockSettings(profile=profile, faults=FaultSet(faults))
+    settings = MockSettings(profile=profile, faults=FaultSet(faults), **(mock_settings or {}))
     server = MockServer(settings).start()
     store = server.ctx.store
     main_keys = [keys["client-rs384"], keys["client-es384"]]
@@ -110,4 +116,50 @@ def start_embedded(
         embedded_server=server,
     )
     target.closers += [server.stop, jwks_host.close]
+    return target
+
+
+def start_embedded_udap(
+    profile: str,
+    *,
+    faults: Iterable[str] = (),
+    keys_dir: Path | None = None,
+    template: TargetConfig | None = None,
+    mock_settings: dict[str, Any] | None = None,
+) -> Target:
+    """The UDAP profiles: the server trusts a test community; the suite registers itself during the run."""
+    from conformance import embedded_udap
+    from conformance.mock.udap_server import UdapServerSettings
+
+    members = embedded_udap.community(keys_dir / "udap" if keys_dir else None)
+    identity = embedded_udap.client_identity(members)
+
+    def prepare(settings: MockSettings) -> None:
+        settings.udap = UdapServerSettings(
+            signer=embedded_udap.server_certificate(members, settings.fhir_base),
+            anchors=identity.anchors,
+            community=embedded_udap.COMMUNITY,
+            version=identity.version,
+            require_b2b=profile == "udap",
+            extra_certs={"wrong-san": members["other"], "untrusted": members["untrusted"]},
+        )
+
+    settings = MockSettings(profile=profile, faults=FaultSet(faults), **(mock_settings or {}))
+    server = MockServer(settings, prepare=prepare).start()
+    base = template or TargetConfig(base_url=None)
+    config = TargetConfig(
+        base_url=server.fhir_base,
+        profile=profile,
+        patient_id=CERNER_PATIENT_ID if profile == "cerner-carequality" else DEFAULT_PATIENT_ID,
+        udap=identity,
+        scopes=list(identity.scopes),
+        timeout=base.timeout,
+        max_body_bytes=base.max_body_bytes,
+        source="embedded reference server",
+    )
+    redactor = make_redactor(config)
+    for certified in members.values():
+        redactor.add_secret(certified.private_key_pem().decode())
+    target = Target(config=config, http=make_http(config, redactor), redactor=redactor, embedded_server=server)
+    target.closers.append(server.stop)
     return target

@@ -36,6 +36,7 @@ from conformance.redaction import Redactor
 from conformance.requirements import Level, lookup
 from conformance.target import Target
 
+CURL_SHOWN = 600
 OUTCOMES = ("pass", "warning", "fail", "broken", "skip", "not-applicable")
 SEVERITY = {Level.SHALL: "critical", Level.SHOULD: "normal", Level.MAY: "minor", Level.DE_FACTO: "minor"}
 
@@ -56,6 +57,7 @@ class PluginState:
     target_config: TargetConfig | None
     config_error: str | None
     faults: list[str]
+    mock_settings: dict[str, Any]
     keys_dir: Path | None
     results_path: Path | None
     redactor: Redactor = field(default_factory=Redactor)
@@ -89,6 +91,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="embedded run only: switch a reference-server fault on",
     )
     group.addoption("--embedded-keys", default=None, help="embedded run only: directory to load/save the run's keys")
+    group.addoption(
+        "--mock-setting",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="embedded run only: a reference-server setting, e.g. carequality_shape=override-header",
+    )
     group.addoption("--conformance-results", default=None, help="write check outcomes as JSON to this file")
 
 
@@ -111,20 +120,50 @@ def pytest_configure(config: pytest.Config) -> None:
     error = None
     try:
         target_config = load_config(Path(path) if path else None, overrides)
-        if config.getoption("mock_fault") and not target_config.embedded:
-            raise ConfigError("--mock-fault only applies to the embedded reference server (no --target-url)")
+        if (config.getoption("mock_fault") or config.getoption("mock_setting")) and not target_config.embedded:
+            raise ConfigError(
+                "--mock-fault and --mock-setting only apply to the embedded reference server (no --target-url)"
+            )
+        mock_settings = parse_mock_settings(config.getoption("mock_setting"))
     except ConfigError as exc:
         error = str(exc)
+        mock_settings = {}
     results = config.getoption("conformance_results")
     keys_dir = config.getoption("embedded_keys")
     config.stash[config_key] = PluginState(
         target_config=target_config,
         config_error=error,
         faults=list(config.getoption("mock_fault")),
+        mock_settings=mock_settings,
         keys_dir=Path(keys_dir) if keys_dir else None,
         results_path=Path(results) if results else None,
     )
     config.pluginmanager.register(ResultCollector(config), "conformance-results")
+
+
+MOCK_SETTING_TYPES: dict[str, type] = {
+    "carequality_shape": str,
+    "publish_udap_metadata": bool,
+    "token_lifetime": int,
+    "clock_offset": float,
+}
+
+
+def parse_mock_settings(values: list[str]) -> dict[str, Any]:
+    """NAME=VALUE pairs for the embedded reference server, typed and validated."""
+    settings: dict[str, Any] = {}
+    for item in values:
+        name, sep, value = item.partition("=")
+        if not sep or name not in MOCK_SETTING_TYPES:
+            raise ConfigError(
+                f"--mock-setting takes NAME=VALUE with NAME one of {', '.join(MOCK_SETTING_TYPES)}; got {item!r}"
+            )
+        kind = MOCK_SETTING_TYPES[name]
+        try:
+            settings[name] = value.lower() in ("1", "true", "yes", "on") if kind is bool else kind(value)
+        except ValueError:
+            raise ConfigError(f"--mock-setting {name} needs a {kind.__name__}, got {value!r}") from None
+    return settings
 
 
 def _state(config: pytest.Config) -> PluginState:
@@ -189,7 +228,8 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
         return []
     if cfg.embedded:
         faults = f", faults: {', '.join(state.faults)}" if state.faults else ""
-        return [f"conformance: embedded reference server, profile {cfg.profile}{faults}"]
+        settings = "".join(f", {k}={v}" for k, v in state.mock_settings.items())
+        return [f"conformance: embedded reference server, profile {cfg.profile}{faults}{settings}"]
     return [f"conformance: target {cfg.base_url}, profile {cfg.profile}, config {cfg.source}"]
 
 
@@ -203,7 +243,9 @@ def target(request: pytest.FixtureRequest) -> Iterator[Target]:
     assert state.target_config is not None
     cfg = state.target_config
     if cfg.embedded:
-        tgt = start_embedded(cfg.profile, faults=state.faults, keys_dir=state.keys_dir, template=cfg)
+        tgt = start_embedded(
+            cfg.profile, faults=state.faults, keys_dir=state.keys_dir, template=cfg, mock_settings=state.mock_settings
+        )
     else:
         tgt = open_target(cfg)
     state.target = tgt
@@ -340,7 +382,10 @@ def _render_outcome(outcome: BaseException, redactor: Redactor, item: pytest.Ite
             lines.append(f"  spec: {requirement.url}")
     exchange = getattr(outcome, "exchange", None)
     if isinstance(exchange, Exchange):
-        lines.append(f"  reproduce: {curl_command(exchange, redactor)}")
+        curl = curl_command(exchange, redactor)
+        if len(curl) > CURL_SHOWN:
+            curl = curl[:CURL_SHOWN] + "… (full command in the report's request attachment)"
+        lines.append(f"  reproduce: {curl}")
     return redactor.text("\n".join(lines))
 
 

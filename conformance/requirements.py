@@ -424,6 +424,170 @@ _ROWS: list[tuple[str, Level, str, str]] = [
     ("SBS-FMT-10", SH, "FHIR API errors are OperationOutcome resources", FHIR_HTTP + "#2.21.0.17"),
 ]
 
+UDAP_IG = "https://hl7.org/fhir/us/udap-security/STU2"
+UDAP_DISC = f"{UDAP_IG}/discovery.html"
+UDAP_REG = f"{UDAP_IG}/registration.html"
+UDAP_B2B = f"{UDAP_IG}/b2b.html"
+UDAP_GENERAL = f"{UDAP_IG}/general.html"
+UDAP_ORG_DCR = "https://www.udap.org/udap-dynamic-client-registration.html"
+UDAP_ORG_AUTHN = "https://www.udap.org/udap-jwt-client-auth.html"
+UDAP_ORG_META = "https://www.udap.org/udap-server-metadata.html"
+CERNER_NOTES = "https://github.com/MaxPhilips/wgm_notes/blob/master/carequality/test_server_faq.md"
+
+_ROWS += [
+    # UDAP discovery
+    ("UDAP-DISC-01", S, "/.well-known/udap answers 200 with a JSON object, without authentication", UDAP_DISC),
+    ("UDAP-DISC-03", SH, "UDAP metadata is served as application/json", UDAP_ORG_DCR),
+    ("UDAP-DISC-04", S, 'udap_versions_supported is ["1"]', UDAP_DISC),
+    (
+        "UDAP-DISC-05",
+        S,
+        "udap_profiles_supported has udap_dcr, udap_authn, and udap_authz with client_credentials",
+        UDAP_DISC,
+    ),
+    (
+        "UDAP-DISC-06",
+        S,
+        "udap_authorization_extensions_supported is an array with hl7-b2b (client_credentials servers)",
+        UDAP_DISC,
+    ),
+    (
+        "UDAP-DISC-07",
+        S,
+        "udap_authorization_extensions_required is present when extensions are supported, and a subset (STU2)",
+        UDAP_DISC,
+    ),
+    (
+        "UDAP-DISC-08",
+        S,
+        "udap_certifications_supported (and _required when supported is not empty) are arrays of URIs",
+        UDAP_DISC,
+    ),
+    (
+        "UDAP-DISC-10",
+        S,
+        "grant_types_supported is a non-empty array; refresh_token only with authorization_code",
+        UDAP_DISC,
+    ),
+    ("UDAP-DISC-11", S, "scopes_supported is an array of strings (required by STU2)", UDAP_DISC),
+    ("UDAP-DISC-13", S, "token_endpoint is an absolute URL", UDAP_DISC),
+    ("UDAP-DISC-14", S, 'token_endpoint_auth_methods_supported is exactly ["private_key_jwt"]', UDAP_DISC),
+    ("UDAP-DISC-15", S, "token_endpoint_auth_signing_alg_values_supported contains RS256", UDAP_DISC),
+    ("UDAP-DISC-16", S, "registration_endpoint is an absolute URL", UDAP_DISC),
+    (
+        "UDAP-DISC-17",
+        S,
+        "registration_endpoint_jwt_signing_alg_values_supported contains RS256 (required by STU2)",
+        UDAP_DISC,
+    ),
+    ("UDAP-DISC-18", S, "signed_metadata is present as a compact JWS", UDAP_DISC),
+    ("UDAP-DISC-21", S, "an unknown community gets 204 or the default metadata (404 allowed in STU1.0)", UDAP_DISC),
+    ("UDAP-DISC-22", D, "UDAP endpoints in the CapabilityStatement, when present, equal the metadata", UDAP_DISC),
+    ("UDAP-SIG-01", S, "signed_metadata is a three-part JWS with alg and x5c in its header", UDAP_DISC),
+    ("UDAP-SIG-02", S, "signed_metadata is signed RS256 (STU1.1 and later)", UDAP_DISC),
+    ("UDAP-SIG-03", S, "x5c is standard base64 DER and its leaf verifies the signature", UDAP_GENERAL),
+    ("UDAP-SIG-04", S, "signed_metadata iss equals the FHIR base URL exactly", UDAP_DISC),
+    ("UDAP-SIG-05", S, "signed_metadata iss is a URI subjectAltName of the signing certificate", UDAP_ORG_META),
+    ("UDAP-SIG-06", S, "signed_metadata sub equals iss", UDAP_DISC),
+    ("UDAP-SIG-07", S, "signed_metadata has numeric iat and exp, is unexpired and lives at most a year", UDAP_DISC),
+    ("UDAP-SIG-08", S, "signed_metadata has a jti", UDAP_DISC),
+    ("UDAP-SIG-09", S, "signed_metadata names the token and registration endpoints", UDAP_DISC),
+    ("UDAP-SIG-10", S, "signed endpoint values equal the plain metadata values", UDAP_ORG_META),
+    ("UDAP-SIG-11", S, "the signing certificate chains to a trusted community anchor", UDAP_GENERAL),
+    # UDAP registration
+    ("UDAP-REG-01", S, "a valid software statement registers with 201 Created", UDAP_REG),
+    ("UDAP-REG-02", S, "the registration response holds a client_id", UDAP_REG),
+    ("UDAP-REG-03", S, "the registration response returns the software statement unchanged", UDAP_ORG_DCR),
+    ("UDAP-REG-04", S, "the registration response states the registered metadata", UDAP_ORG_DCR),
+    (
+        "UDAP-REG-05",
+        SH,
+        "the registration response has no JWT claims (iss, sub, aud, exp, iat, jti) and no empty values",
+        UDAP_REG,
+    ),
+    (
+        "UDAP-REG-06",
+        S,
+        "the registration response is application/json",
+        "https://www.rfc-editor.org/rfc/rfc7591#section-3.2.1",
+    ),
+    ("UDAP-REG-07", S, "the registered certificate authenticates the client at the token endpoint", UDAP_ORG_DCR),
+    (
+        "UDAP-REGERR-01",
+        S,
+        "a software statement whose signature does not match the x5c certificate is refused",
+        UDAP_ORG_DCR,
+    ),
+    ("UDAP-REGERR-02", S, "iss must be a URI subjectAltName of the certificate", UDAP_ORG_DCR),
+    (
+        "UDAP-REGERR-03",
+        S,
+        "a certificate from an untrusted community is refused as unapproved_software_statement",
+        UDAP_ORG_DCR,
+    ),
+    ("UDAP-REGERR-04", S, "an expired certificate is refused", UDAP_ORG_DCR),
+    ("UDAP-REGERR-05", S, "sub must equal iss", UDAP_ORG_DCR),
+    ("UDAP-REGERR-06", S, "aud must be the registration endpoint", UDAP_ORG_DCR),
+    ("UDAP-REGERR-07", S, "an expired software statement, or one without exp, is refused", UDAP_ORG_DCR),
+    ("UDAP-REGERR-08", SH, "a software statement living longer than five minutes is refused", UDAP_ORG_DCR),
+    ("UDAP-REGERR-09", SH, "a software statement issued in the future is refused", UDAP_ORG_DCR),
+    ("UDAP-REGERR-11", S, "a software statement without a usable x5c is refused", UDAP_GENERAL),
+    ("UDAP-REGERR-12", S, "alg none or HS256 software statements are refused", UDAP_GENERAL),
+    ("UDAP-REGERR-13", S, "missing or unsupported client metadata is refused as invalid_client_metadata", UDAP_REG),
+    ("UDAP-REGERR-14", SH, "contacts must hold a mailto: URI", UDAP_REG),
+    ("UDAP-REGERR-15", SH, "a registration asking only for unsupported scopes is refused", UDAP_REG),
+    (
+        "UDAP-REGERR-16",
+        S,
+        "a body that is not the registration JSON is refused",
+        "https://www.rfc-editor.org/rfc/rfc7591#section-3.2.2",
+    ),
+    ("UDAP-REGERR-19", SH, 'a registration without udap "1" is refused', UDAP_ORG_DCR),
+    (
+        "UDAP-REGERR-20",
+        S,
+        "a refused registration is a 400 (or 415) without a client_id",
+        "https://www.rfc-editor.org/rfc/rfc7591#section-3.2.2",
+    ),
+    ("UDAP-MOD-01", S, "registering the same iss again modifies the registration and keeps the client_id", UDAP_REG),
+    ("UDAP-MOD-04", S, "grant_types [] cancels the registration; the client_id then stops working", UDAP_REG),
+    # UDAP token
+    ("UDAP-TOK-01", S, "an x5c client assertion of a registered client gets a Bearer token", UDAP_B2B),
+    ("UDAP-TOK-02", S, "token responses carry Cache-Control: no-store and Pragma: no-cache", RFC6749 + "#section-5.1"),
+    ("UDAP-TOK-03", S, "access tokens live at most 60 minutes", UDAP_B2B),
+    ("UDAP-TOK-04", S, "the token response states the granted scope", UDAP_GENERAL),
+    ("UDAP-TOK-06", S, "an assertion from an untrusted or expired certificate is refused", UDAP_ORG_AUTHN),
+    (
+        "UDAP-TOK-07",
+        S,
+        "a trusted certificate with another SAN cannot authenticate the registered client",
+        UDAP_ORG_AUTHN,
+    ),
+    ("UDAP-TOK-08", S, "iss and sub must be the registered client_id", UDAP_ORG_AUTHN),
+    ("UDAP-TOK-10", S, "aud must be the token endpoint exactly", UDAP_ORG_AUTHN),
+    ("UDAP-TOK-11", S, "an expired assertion is refused", UDAP_ORG_AUTHN),
+    ("UDAP-TOK-11L", SH, "an assertion living longer than five minutes is refused", UDAP_ORG_AUTHN),
+    ("UDAP-TOK-13", S, "an assertion without x5c, or with alg none, is refused", UDAP_GENERAL),
+    ("UDAP-TOK-14", S, "the server verifies with the x5c certificate only, never a jwk in the header", UDAP_GENERAL),
+    ("UDAP-TOK-16", S, "a missing assertion or wrong client_assertion_type is refused", RFC6749 + "#section-5.2"),
+    ("UDAP-TOK-22", SH, "no refresh_token for client_credentials", RFC6749 + "#section-4.4.3"),
+    ("UDAP-TOK-23", S, "the UDAP access token reads the patient; no token gets 401", FHIR_HTTP),
+    ("UDAP-B2B-03", S, "hl7-b2b is required when the metadata says so: without it, invalid_grant", UDAP_B2B),
+    ("UDAP-B2B-04", SH, "a malformed hl7-b2b object is refused with invalid_grant", UDAP_B2B),
+    # Carequality on Cerner
+    # Vendor rows: SHALL within the cerner-carequality profile, which exists to check them.
+    ("CERNER-02", S, "the CapabilityStatement advertises the Carequality token and register URLs", CERNER_NOTES),
+    ("CERNER-05", S, "the Carequality endpoints are absolute https URLs on the FHIR host", CERNER_NOTES),
+    (
+        "CERNER-06",
+        S,
+        'registration accepts application/json and application/fhir+json, and udap as 1 or "1"',
+        CERNER_NOTES,
+    ),
+    ("CERNER-09", S, "FHIR reads must ask for JSON: without Accept or _format they are refused", CERNER_NOTES),
+    ("CERNER-09J", S, "FHIR reads that ask for JSON (Accept or _format) are served", CERNER_NOTES),
+]
+
 CATALOGUE: dict[str, Requirement] = {rid: Requirement(rid, level, summary, url) for rid, level, summary, url in _ROWS}
 
 

@@ -162,3 +162,20 @@ def fhir_get(target: Target) -> Iterator[Any]:
         return target.http.request("GET", f"{target.base_url}/{path.lstrip('/')}", purpose=purpose, headers=headers)
 
     yield get
+
+
+from suites.udap_support import (  # noqa: E402,F401 - fixtures shared by the UDAP suites
+    capability_override_exchange,
+    carequality_endpoints,
+    registration_url,
+    udap_access_token,
+    udap_client,
+    udap_client_id,
+    udap_config,
+    udap_endpoints,
+    udap_grant,
+    udap_metadata,
+    udap_metadata_exchange,
+    udap_registration,
+    udap_token_url,
+)

@@ -7,6 +7,7 @@ import json
 import socket
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -47,20 +48,54 @@ def keys_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return directory
 
 
+class SuiteWorker:
+    """One `tests.suite_worker` process; runs the suites in-process there, one request at a time."""
+
+    def __init__(self) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "tests.suite_worker"],
+            cwd=ROOT,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+
+    def run(self, args: list[str], cwd: Path) -> tuple[int, str]:
+        assert self.process.stdin is not None and self.process.stdout is not None
+        self.process.stdin.write(json.dumps({"args": args, "cwd": str(cwd)}) + "\n")
+        self.process.stdin.flush()
+        answer = self.process.stdout.readline()
+        if not answer:
+            raise RuntimeError("the suite worker died")
+        reply = json.loads(answer)
+        return int(reply["code"]), str(reply["output"])
+
+    def close(self) -> None:
+        if self.process.stdin is not None:
+            self.process.stdin.close()
+        self.process.wait(timeout=30)
+
+
+@pytest.fixture(scope="session")
+def suite_worker() -> Iterator[SuiteWorker]:
+    worker = SuiteWorker()
+    yield worker
+    worker.close()
+
+
 def run_suites(
     out_dir: Path,
-    *args: str,
+    *extra: str,
     profile: str = "smart-backend",
     keys_dir: Path | None = None,
     faults: tuple[str, ...] = (),
+    settings: tuple[tuple[str, object], ...] = (),
     timeout: float = 600,
+    worker: SuiteWorker | None = None,
 ) -> tuple[subprocess.CompletedProcess[str], dict[str, dict[str, Any]]]:
-    """Run the suites in a subprocess (no Allure, no JUnit) and return outcomes by check id."""
+    """Run the suites (no Allure, no JUnit) in a subprocess or a worker; return outcomes by check id."""
     results = out_dir / "results.json"
-    command = [
-        sys.executable,
-        "-m",
-        "pytest",
+    args = [
         str(SUITES),
         "-q",
         "-p",
@@ -77,11 +112,19 @@ def run_suites(
         str(results),
     ]
     if keys_dir is not None:
-        command += ["--embedded-keys", str(keys_dir)]
+        args += ["--embedded-keys", str(keys_dir)]
     for fault in faults:
-        command += ["--mock-fault", fault]
-    command += list(args)
-    proc = subprocess.run(command, capture_output=True, text=True, timeout=timeout, cwd=out_dir)
+        args += ["--mock-fault", fault]
+    for name, value in settings:
+        args += ["--mock-setting", f"{name}={value}"]
+    args += list(extra)
+    if worker is not None:
+        code, output = worker.run(args, out_dir)
+        proc = subprocess.CompletedProcess(args, code, output, "")
+    else:
+        proc = subprocess.run(
+            [sys.executable, "-m", "pytest", *args], capture_output=True, text=True, timeout=timeout, cwd=out_dir
+        )
     if not results.exists():
         raise AssertionError(
             f"the suites wrote no results (exit {proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"

@@ -14,7 +14,7 @@ import pytest
 
 from conformance.fault_coverage import coverage, run_profile
 from conformance.mock.faults import FAULTS
-from tests.conftest import SUITES, run_suites
+from tests.conftest import SUITES, SuiteWorker, run_suites
 
 KILLED = ("fail", "warning")
 SPARED = ("pass", "skip", "not-applicable")
@@ -22,8 +22,10 @@ PROFILES = sorted({p for fault in FAULTS.values() for p in fault.profiles})
 
 
 @pytest.mark.parametrize("profile", PROFILES)
-def test_clean_server_passes_every_check(profile: str, keys_dir: Path, tmp_path: Path) -> None:
-    proc, results = run_suites(tmp_path, profile=run_profile(profile), keys_dir=keys_dir)
+def test_clean_server_passes_every_check(
+    profile: str, keys_dir: Path, tmp_path: Path, suite_worker: SuiteWorker
+) -> None:
+    proc, results = run_suites(tmp_path, profile=run_profile(profile), keys_dir=keys_dir, worker=suite_worker)
     not_passing = {check: r["outcome"] for check, r in results.items() if r["outcome"] != "pass"}
     assert not not_passing, f"checks not passing on the clean server: {not_passing}\n{proc.stdout[-4000:]}"
     assert proc.returncode == 0
@@ -33,8 +35,17 @@ CASES = [(fault.name, profile) for fault in FAULTS.values() for profile in fault
 
 
 @pytest.mark.parametrize(("fault", "profile"), CASES, ids=[f"{f}@{p}" for f, p in CASES])
-def test_fault_kills_exactly_its_checks(fault: str, profile: str, keys_dir: Path, tmp_path: Path) -> None:
-    proc, results = run_suites(tmp_path, profile=run_profile(profile), keys_dir=keys_dir, faults=(fault,))
+def test_fault_kills_exactly_its_checks(
+    fault: str, profile: str, keys_dir: Path, tmp_path: Path, suite_worker: SuiteWorker
+) -> None:
+    proc, results = run_suites(
+        tmp_path,
+        profile=run_profile(profile),
+        keys_dir=keys_dir,
+        faults=(fault,),
+        settings=FAULTS[fault].settings,
+        worker=suite_worker,
+    )
     listed = {check for check in results if FAULTS[fault].kills_check(check)}
     assert listed, f"fault {fault} lists no check that exists in profile {profile}"
     survivors = {c: results[c]["outcome"] for c in sorted(listed) if results[c]["outcome"] not in KILLED}

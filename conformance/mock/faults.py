@@ -13,7 +13,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from conformance.mock.fault_catalogue import ROWS
+from conformance.mock.fault_catalogue import FAULT_SETTINGS, ROWS
 
 
 @dataclass(frozen=True)
@@ -22,6 +22,8 @@ class Fault:
     description: str
     kills: tuple[str, ...]
     profiles: tuple[str, ...] = ("smart-backend",)
+    settings: tuple[tuple[str, object], ...] = ()
+    """Reference-server settings under which the fault shows (e.g. a discovery shape)."""
 
     def kills_check(self, check_id: str) -> bool:
         return any(pattern_matches(p, check_id) for p in self.kills)
@@ -39,7 +41,8 @@ FAULTS: dict[str, Fault] = {}
 def _fault(name: str, description: str, kills: Iterable[str], profiles: Iterable[str] = ("smart-backend",)) -> None:
     if name in FAULTS:
         raise ValueError(f"duplicate fault {name}")
-    FAULTS[name] = Fault(name, description, tuple(kills), tuple(profiles))
+    settings = tuple(sorted(FAULT_SETTINGS.get(name, {}).items()))
+    FAULTS[name] = Fault(name, description, tuple(kills), tuple(profiles), settings)
 
 
 class UnknownFault(ValueError):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import socket
 import threading
 import time
+from collections.abc import Callable
 from types import TracebackType
 
 import uvicorn
@@ -28,12 +29,23 @@ def bind_socket(host: str, port: int) -> socket.socket:
 class MockServer:
     """The reference server on a loopback port (0 picks a free one)."""
 
-    def __init__(self, settings: MockSettings, *, host: str = "127.0.0.1", port: int = 0, store: Store | None = None):
+    def __init__(
+        self,
+        settings: MockSettings,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        store: Store | None = None,
+        prepare: Callable[[MockSettings], None] | None = None,
+    ):
+        """Bind the port; `prepare` then sees the final URLs (e.g. to issue a certificate for them)."""
         self.settings = settings
         self.host = host
         self._sock = bind_socket(host, port)
         self.port: int = self._sock.getsockname()[1]
         settings.public_url = f"http://{host}:{self.port}"
+        if prepare is not None:
+            prepare(settings)
         self.app: Starlette = create_app(settings, store)
         config = uvicorn.Config(
             self.app, log_level="warning", access_log=False, lifespan="off", timeout_graceful_shutdown=1

@@ -1,0 +1,1 @@
+"""Checks: Carequality on Cerner."""

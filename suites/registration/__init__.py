@@ -1,0 +1,1 @@
+"""Checks: UDAP dynamic client registration."""

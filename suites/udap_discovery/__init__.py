@@ -1,0 +1,1 @@
+"""Checks: UDAP discovery metadata and signed_metadata."""

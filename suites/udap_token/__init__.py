@@ -1,0 +1,1 @@
+"""Checks: UDAP JWT client authentication at the token endpoint."""
