@@ -87,6 +87,11 @@ def build_parser() -> argparse.ArgumentParser:
     mock.add_argument("--register-client", metavar="CLIENT_ID", help="register one client by id")
     mock.add_argument("--jwks", type=Path, help="with --register-client: the client's public JWKS file")
     mock.add_argument("--jwks-url", help="with --register-client: the client's JWKS URL")
+    mock.add_argument(
+        "--client-secret-env",
+        metavar="NAME",
+        help="with --register-client (cerner-system-account): environment variable holding the client's secret",
+    )
     mock.add_argument("--scopes", default="system/Patient.rs system/Observation.rs", help="scopes the client may get")
     mock.add_argument("--db", default=":memory:", help="SQLite file to keep registered clients across restarts")
     mock.add_argument("--token-lifetime", type=int, default=300, help="access token lifetime in seconds")
@@ -96,6 +101,12 @@ def build_parser() -> argparse.ArgumentParser:
         default=Path("mock-pki"),
         help="udap/cerner-carequality: test community directory (made by `conformance pki init`; created if missing)",
     )
+    mock.add_argument(
+        "--access-denied",
+        action="store_true",
+        help="cerner-system-account: answer every token request 403 'Access denied' (expired or revoked registration)",
+    )
+    mock.add_argument("--clock-offset", type=float, default=0.0, help="seconds to add to the server's clock (skew)")
     mock.add_argument(
         "--carequality-shape",
         default="extension",
@@ -110,6 +121,11 @@ def build_parser() -> argparse.ArgumentParser:
     show = key_commands.add_parser("jwks", help="print the public JWKS of the configured keys")
     show.add_argument("--config", type=Path, help="target configuration file (TOML)")
     show.add_argument("--private-key", action="append", help="private key file (PEM or JWK); repeatable")
+
+    diagnose = commands.add_parser("diagnose", help="probe why token requests fail and rank the likely causes")
+    _add_target_options(diagnose)
+    diagnose.add_argument("--json", action="store_true", help="machine-readable report")
+    diagnose.add_argument("--token-url", help="the token URL you were given (compared with what discovery says)")
 
     pki = commands.add_parser("pki", help="make a test UDAP trust community (CAs, client and server certificates)")
     pki_commands = pki.add_subparsers(dest="pki_command", metavar="ACTION")
@@ -144,6 +160,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return command_keys(args, parser)
         if args.command == "pki":
             return command_pki(args, parser)
+        if args.command == "diagnose":
+            return command_diagnose(args)
         parser.print_help()
         return EXIT_USAGE
     except UsageError as exc:
@@ -258,9 +276,26 @@ def command_mock(args: argparse.Namespace) -> int:
     clients: list[Client] = []
     for entry in _load_clients_file(args.clients) if args.clients else []:
         clients.append(_client_from_entry(entry, args.clients))
-    if args.register_client:
+    if args.register_client and args.client_secret_env:
+        import os
+
+        from conformance.mock.cerner_system import TENANT_A
+
+        secret = os.environ.get(args.client_secret_env)
+        if not secret:
+            raise UsageError(f"environment variable {args.client_secret_env} (--client-secret-env) is not set")
+        clients.append(
+            Client(
+                args.register_client,
+                auth_method="client_secret_basic",
+                secret=secret,
+                scopes=args.scopes.split(),
+                tenant=TENANT_A,
+            )
+        )
+    elif args.register_client:
         if not args.jwks and not args.jwks_url:
-            raise UsageError("--register-client needs --jwks FILE or --jwks-url URL")
+            raise UsageError("--register-client needs --jwks FILE, --jwks-url URL or --client-secret-env NAME")
         entry = {"client_id": args.register_client, "scopes": args.scopes.split()}
         if args.jwks:
             entry["jwks_file"] = str(args.jwks)
@@ -273,6 +308,8 @@ def command_mock(args: argparse.Namespace) -> int:
         db_path=args.db,
         token_lifetime=args.token_lifetime,
         carequality_shape=args.carequality_shape,
+        access_denied=args.access_denied,
+        clock_offset=args.clock_offset,
     )
     prepare = _udap_preparer(args.pki, settings) if args.profile in ("udap", "cerner-carequality") else None
     try:
@@ -283,8 +320,18 @@ def command_mock(args: argparse.Namespace) -> int:
         server.ctx.store.put_client(client)
     registered = [c.client_id for c in server.ctx.store.clients()]
     print(f"reference server ({args.profile}) at {settings.fhir_base}", flush=True)
-    print(f"  token endpoint: {settings.token_url}", flush=True)
-    print(f"  clients: {', '.join(registered) or 'none (use --clients or --register-client)'}", flush=True)
+    if settings.separate_auth_server:
+        from conformance.mock.cerner_system import TENANT_A, token_url
+
+        print(f"  token endpoint: {token_url(server.ctx, TENANT_A)} (authorization server)", flush=True)
+    elif settings.profile != "ccde":
+        print(f"  token endpoint: {settings.token_url}", flush=True)
+    if args.profile == "ccde":
+        print("  no client registration: CCDE authorizes through Consent, $authorize and the target's JWT", flush=True)
+    elif args.profile in ("udap", "cerner-carequality"):
+        print(f"  clients register themselves (UDAP); trust anchor: {args.pki / 'community-root.pem'}", flush=True)
+    else:
+        print(f"  clients: {', '.join(registered) or 'none (use --clients or --register-client)'}", flush=True)
     if faults:
         print(f"  faults on: {', '.join(sorted(faults.names))}", flush=True)
     print("  press Ctrl-C to stop", flush=True)
@@ -381,6 +428,26 @@ def command_keys(args: argparse.Namespace, parser: argparse.ArgumentParser) -> i
         return EXIT_OK
     parser.parse_args(["keys", "--help"])
     return EXIT_USAGE
+
+
+def command_diagnose(args: argparse.Namespace) -> int:
+    from conformance.config import ConfigError, load_config
+    from conformance.diagnose import diagnose, render_json, render_text
+    from conformance.embedded import start_embedded
+    from conformance.target import open_target
+
+    overrides = {**_target_overrides(args), "target.token_url": args.token_url}
+    try:
+        config = load_config(args.config, overrides)
+    except ConfigError as exc:
+        raise UsageError(str(exc)) from None
+    target = start_embedded(config.profile, template=config) if config.embedded else open_target(config)
+    try:
+        report = diagnose(target)
+        print(json.dumps(render_json(report, target), indent=2) if args.json else render_text(report, target))
+    finally:
+        target.close()
+    return EXIT_OK if report.healthy else EXIT_FAILED
 
 
 def command_pki(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:

@@ -47,6 +47,10 @@ SCHEMA: dict[str, tuple[str, Any]] = {
     "auth.expiry_client_id": ("str", None),
     "auth.client_secret_env": ("str", DEFAULT_SECRET_ENV),
     "auth.client_secret_file": ("path", None),
+    "auth.special_client_id": ("str", None),
+    "auth.special_client_secret_env": ("str", None),
+    "target.other_tenant_base_url": ("str", None),
+    "target.token_url": ("str", None),
     "auth.scopes": ("list", ["system/Patient.read"]),
     "auth.unauthorized_scope": ("str", "system/Practitioner.read"),
     "http.timeout": ("float", 10.0),
@@ -146,6 +150,13 @@ class TargetConfig:
     other_client_key: ClientKey | None = None
     expiry_client_id: str | None = None
     client_secret: str | None = field(default=None, repr=False)
+    special_client_id: str | None = None
+    """client-secret profile: a client whose secret needs form-urlencoding (':', '+', '%', non-ASCII)."""
+    special_client_secret: str | None = field(default=None, repr=False)
+    other_tenant_base_url: str | None = None
+    """A FHIR base of another tenant, which this client's tokens must not read."""
+    token_url: str | None = None
+    """The token URL the client was given (diagnosis compares it with what discovery advertises)."""
     udap: UdapConfig | None = None
     scopes: list[str] = field(default_factory=lambda: ["system/Patient.read"])
     unauthorized_scope: str = "system/Practitioner.read"
@@ -425,6 +436,10 @@ def _build(raw: _Values, source: str, environ: Mapping[str, str]) -> TargetConfi
         other_client_key=other_key,
         expiry_client_id=v["auth.expiry_client_id"],
         client_secret=secret,
+        special_client_id=v["auth.special_client_id"],
+        special_client_secret=environ.get(v["auth.special_client_secret_env"] or "") or None,
+        other_tenant_base_url=v["target.other_tenant_base_url"],
+        token_url=v["target.token_url"],
         udap=_udap_config(raw, v, profile, base_url, environ),
         scopes=v["auth.scopes"],
         unauthorized_scope=v["auth.unauthorized_scope"],

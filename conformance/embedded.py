@@ -67,6 +67,12 @@ def start_embedded(
         return start_embedded_udap(
             profile, faults=faults, keys_dir=keys_dir, template=template, mock_settings=mock_settings
         )
+    if profile == "client-secret":
+        return start_embedded_client_secret(faults=faults, template=template, mock_settings=mock_settings)
+    if profile == "ccde":
+        from conformance.embedded_ccde import start_embedded_ccde
+
+        return start_embedded_ccde(faults=faults, template=template, mock_settings=mock_settings)
     keys = embedded_keys(keys_dir)
     jwks_host = JwksHost()
     settings = MockSettings(profile=profile, faults=FaultSet(faults), **(mock_settings or {}))
@@ -160,6 +166,60 @@ def start_embedded_udap(
     redactor = make_redactor(config)
     for certified in members.values():
         redactor.add_secret(certified.private_key_pem().decode())
+    target = Target(config=config, http=make_http(config, redactor), redactor=redactor, embedded_server=server)
+    target.closers.append(server.stop)
+    return target
+
+
+SECRET_CLIENT_ID = "0f9b8c7e-2a61-4d1e-9c5b-7a3e2f1d4c88"
+SPECIAL_CLIENT_ID = "conformance special:client"
+SPECIAL_SECRET = "p:a+s%s w\u00f6rd=&"
+"""A secret needing RFC 6749 §2.3.1 form-urlencoding before base64: colon, plus, percent, space, non-ASCII."""
+
+
+def start_embedded_client_secret(
+    *, faults: Iterable[str] = (), template: TargetConfig | None = None, mock_settings: dict[str, Any] | None = None
+) -> Target:
+    """Cerner system accounts: a separate authorization server, two tenants, clients with secrets."""
+    import secrets
+
+    from conformance.mock.cerner_system import TENANT_A, TENANT_B
+
+    settings = MockSettings(profile="cerner-system-account", faults=FaultSet(faults), **(mock_settings or {}))
+    server = MockServer(settings).start()
+    secret = secrets.token_urlsafe(24)
+    scopes = ["system/Patient.read", "system/Observation.read"]
+    store = server.ctx.store
+    store.put_client(
+        Client(SECRET_CLIENT_ID, auth_method="client_secret_basic", secret=secret, scopes=scopes, tenant=TENANT_A)
+    )
+    store.put_client(
+        Client(
+            SPECIAL_CLIENT_ID, auth_method="client_secret_basic", secret=SPECIAL_SECRET, scopes=scopes, tenant=TENANT_A
+        )
+    )
+    base = template or TargetConfig(base_url=None)
+    config = TargetConfig(
+        base_url=server.fhir_base,
+        profile="client-secret",
+        patient_id="1",
+        client_id=SECRET_CLIENT_ID,
+        client_secret=secret,
+        special_client_id=SPECIAL_CLIENT_ID,
+        special_client_secret=SPECIAL_SECRET,
+        other_tenant_base_url=server.fhir_base.replace(TENANT_A, TENANT_B),
+        scopes=scopes,
+        unauthorized_scope="system/Practitioner.read",
+        timeout=base.timeout,
+        max_body_bytes=base.max_body_bytes,
+        source="embedded reference server",
+    )
+    return target_for(server, config)
+
+
+def target_for(server: MockServer, config: TargetConfig) -> Target:
+    """The run's Target for an embedded server: its HTTP client, redactor, and who stops the server."""
+    redactor = make_redactor(config)
     target = Target(config=config, http=make_http(config, redactor), redactor=redactor, embedded_server=server)
     target.closers.append(server.stop)
     return target

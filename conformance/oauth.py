@@ -80,3 +80,29 @@ class TokenGrant:
 
 def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
+
+
+def basic_authorization(client_id: str, secret: str, *, scheme: str = "Basic", encode: bool = True) -> str:
+    """RFC 6749 §2.3.1: form-urlencode the id and the secret, join with ':', then base64."""
+    import base64
+    from urllib.parse import quote_plus
+
+    user, password = (quote_plus(client_id), quote_plus(secret)) if encode else (client_id, secret)
+    return f"{scheme} " + base64.b64encode(f"{user}:{password}".encode()).decode()
+
+
+def request_token_basic(
+    http: HttpRecorder,
+    token_url: str,
+    client_id: str,
+    secret: str,
+    *,
+    scope: str | None,
+    purpose: str,
+    form: Sequence[tuple[str, str]] = (),
+    authorization: str | None = None,
+) -> Exchange:
+    """A client_credentials request authenticated with HTTP Basic (or an explicit Authorization value)."""
+    fields: Form = [("grant_type", "client_credentials")] + ([("scope", scope)] if scope is not None else [])
+    header = authorization if authorization is not None else basic_authorization(client_id, secret)
+    return post_token(http, token_url, fields + list(form), purpose=purpose, headers={"Authorization": header})

@@ -48,6 +48,8 @@ class Exchange:
     error: str | None = None
     truncated: bool = False
     redirects: list[str] = field(default_factory=list)
+    received_at: float | None = None
+    """Wall-clock time the response headers arrived (to compare with the server's Date)."""
     id: int = field(default_factory=lambda: next(_ids))
     _json_cache: Any = field(default=None, repr=False, compare=False)
 
@@ -224,6 +226,7 @@ class HttpRecorder:
                         url = target
                         continue
                     exchange.status = response.status_code
+                    exchange.received_at = time.time()
                     exchange.response_headers = list(response.headers.multi_items())
                     exchange.response_body, exchange.truncated = self._read_body(response, deadline)
                 finally:

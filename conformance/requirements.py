@@ -588,6 +588,85 @@ _ROWS += [
     ("CERNER-09J", S, "FHIR reads that ask for JSON (Accept or _format) are served", CERNER_NOTES),
 ]
 
+CERNER_AUTH = "https://fhir.cerner.com/authorization/"
+CERNER_R4 = "https://fhir.cerner.com/millennium/r4/"
+_ROWS += [
+    # Cerner system accounts (client_secret_basic); vendor rows are SHALL within the client-secret profile.
+    (
+        "SBS-BASIC-01",
+        S,
+        "HTTP Basic client authentication (client_secret_basic) gets a token",
+        RFC6749 + "#section-2.3.1",
+    ),
+    ("SBS-BASIC-01D", S, "discovery advertises client_secret_basic and a token URL on this tenant", CERNER_AUTH),
+    (
+        "SBS-BASIC-02",
+        S,
+        "a wrong secret gets 401 invalid_client with WWW-Authenticate: Basic",
+        RFC6749 + "#section-5.2",
+    ),
+    ("SBS-BASIC-03", S, "a malformed Basic header gets 401 invalid_client", RFC6749 + "#section-5.2"),
+    ("SBS-BASIC-04", S, "an unknown client id gets 401 invalid_client", RFC6749 + "#section-5.2"),
+    ("SBS-BASIC-05", S, "a request without credentials gets invalid_client", RFC6749 + "#section-5.2"),
+    (
+        "SBS-BASIC-07",
+        S,
+        "credentials are form-urlencoded before base64 (secrets with ':', '+', '%', non-ASCII)",
+        RFC6749 + "#section-2.3.1",
+    ),
+    ("SBS-BASIC-08", S, "client_secret_post is refused when it is not advertised", RFC6749 + "#section-2.3.1"),
+    ("SBS-BASIC-09", S, "a Basic header plus client_secret in the body gets invalid_request", RFC6749 + "#section-2.3"),
+    (
+        "SBS-BASIC-10",
+        D,
+        "the Basic scheme name is case-insensitive",
+        "https://www.rfc-editor.org/rfc/rfc7235#section-2.1",
+    ),
+    ("SBS-BASIC-11", S, "a client cannot get tokens from another tenant's token URL", CERNER_AUTH),
+    (
+        "SBS-BASIC-12",
+        D,
+        "token errors carry an error_uri with a reason code and a Cerner-Correlation-Id header",
+        CERNER_AUTH,
+    ),
+    ("SBS-BEARER-08", S, "a token of one tenant cannot read another tenant", CERNER_R4),
+    ("SBS-TOKEN-09R", S, "an access token can be reused until it expires", SMART_BACKEND + "#access-fhir-api"),
+    ("SBS-FMT-04C", S, "Cerner: a FHIR read that does not ask for JSON gets 406", CERNER_R4),
+    ("SBS-SCOPE-12", S, "a request for only unauthorized scopes is refused or granted nothing", SMART_SCOPES),
+]
+
+CCDE_WIKI = "https://confluence.hl7.org/display/FHIR/201709+Consumer+Centered+Data+Exchange"
+_ROWS += [
+    # CCDE (test.fhir.org); de-facto rows, SHALL within the ccde profile, which exists to check them.
+    ("SBS-CCDE-01", S, "$jwt?source= returns the server's JWT as application/jwt", CCDE_WIKI),
+    ("SBS-CCDE-01E", S, "$jwt without source is refused with an OperationOutcome", CCDE_WIKI),
+    ("SBS-CCDE-02", S, "a valid Consent is created (201 with an id)", CCDE_WIKI),
+    ("SBS-CCDE-02E", S, "a Consent for a patient that does not exist is refused", CCDE_WIKI),
+    ("SBS-CCDE-03", S, "$authorize with duration and jwt returns Parameters with the authorization id", CCDE_WIKI),
+    (
+        "SBS-CCDE-03E",
+        S,
+        "$authorize refuses an unknown consent, malformed Parameters and a JWT it did not issue",
+        CCDE_WIKI,
+    ),
+    ("SBS-CCDE-04", S, "$connect answers with an OperationOutcome accepting the connection", CCDE_WIKI),
+    (
+        "SBS-CCDE-05",
+        S,
+        "the token endpoint exchanges the authorized Bearer JWT for a token naming the patient",
+        CCDE_WIKI,
+    ),
+    (
+        "SBS-CCDE-05E",
+        S,
+        "token requests with a missing or wrong JWT or authorization are refused (RFC 6749 400/401)",
+        RFC6749 + "#section-5.2",
+    ),
+    ("SBS-CCDE-06", S, "a CCDE token reads its patient and no other", CCDE_WIKI),
+    ("SBS-CCDE-07", S, "a CCDE token stops working when the authorization's duration ends", CCDE_WIKI),
+    ("SBS-CCDE-08", S, "a CCDE token stops working when the consent is revoked", CCDE_WIKI),
+]
+
 CATALOGUE: dict[str, Requirement] = {rid: Requirement(rid, level, summary, url) for rid, level, summary, url in _ROWS}
 
 

@@ -73,6 +73,7 @@ def observe_secrets(redactor: Redactor, exchange: Exchange) -> None:
 def make_redactor(config: TargetConfig, extra_keys: Sequence[ClientKey] = ()) -> Redactor:
     redactor = Redactor(extra_secret_headers=config.secret_headers)
     redactor.add_secret(config.client_secret)
+    redactor.add_secret(config.special_client_secret)
     for key in [*config.keys, *extra_keys]:
         for secret in key.secret_strings():
             redactor.add_secret(secret)

@@ -205,3 +205,15 @@ def test_keys_generate_then_print_the_jwks_to_register(tmp_path: Path, capsys: o
     assert all("d" not in k for k in published["keys"])
     assert main(["keys", "generate", str(tmp_path / "k")]) == 2
     assert main(["keys", "jwks", "--private-key", str(tmp_path / "k/client-es384.pem")]) == 0
+
+
+import pytest  # noqa: E402
+
+
+@pytest.mark.parametrize("profile", ["udap", "cerner-carequality", "client-secret", "ccde"])
+def test_run_certifies_every_profile_of_the_embedded_server(profile: str, tmp_path: Path) -> None:
+    proc = conformance("run", "-q", "--profile", profile, "--reports", "out", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
+    results = json.loads((tmp_path / "out/results.json").read_text())["checks"]
+    assert results and {r["outcome"] for r in results} == {"pass"}
+    assert len(list((tmp_path / "out/allure-results").glob("*-result.json"))) == len(results)

@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
-from starlette.applications import Starlette
-from starlette.routing import BaseRoute, Route
+import time
+from collections.abc import Awaitable, Callable
+from email.utils import formatdate
 
-from conformance.mock import carequality, fhir, oauth, smart, udap_server
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Mount, Route, Router
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from conformance.mock import carequality, ccde, cerner_system, fhir, oauth, smart, udap_server
 from conformance.mock.client_keys import JwksCache
 from conformance.mock.context import MockContext
 from conformance.mock.settings import MOCK_PROFILES, MockSettings
@@ -48,10 +56,66 @@ def cerner_carequality_routes(settings: MockSettings) -> list[BaseRoute]:
     ]
 
 
+def cerner_system_routes(settings: MockSettings) -> list[BaseRoute]:
+    fhir_routes = [
+        Route("/r4/{tenant}/metadata", cerner_system.metadata, methods=["GET"]),
+        Route("/r4/{tenant}/.well-known/smart-configuration", cerner_system.smart_configuration, methods=["GET"]),
+        Route("/r4/{tenant}/{type}/{id}", cerner_system.make_fhir("read"), methods=["GET"]),
+        Route("/r4/{tenant}/{type}", cerner_system.make_fhir("search"), methods=["GET"]),
+    ]
+    auth_routes = [
+        Route(cerner_system.TOKEN_PATH.replace("{tenant}", "{tenant}"), cerner_system.token, methods=["GET", "POST"]),
+        Route("/errors/{reason}/instances/{instance}", cerner_system.error_page, methods=["GET"]),
+    ]
+    return [Mount("", app=PortDispatch(settings, Router(fhir_routes), Router(auth_routes)))]
+
+
+class PortDispatch:
+    """Two servers in one: requests that arrive on the authorization port see only the auth routes."""
+
+    def __init__(self, settings: MockSettings, fhir_app: ASGIApp, auth_app: ASGIApp) -> None:
+        self.settings, self.fhir_app, self.auth_app = settings, fhir_app, auth_app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        server = scope.get("server") or ("", 0)
+        auth_port = int(self.settings.auth_url.rsplit(":", 1)[-1]) if self.settings.auth_url else -1
+        app = self.auth_app if server[1] == auth_port else self.fhir_app
+        await app(scope, receive, send)
+
+
+def ccde_routes(settings: MockSettings) -> list[BaseRoute]:
+    base = settings.fhir_path
+    return [
+        Route(f"{base}/metadata", smart.metadata, methods=["GET"]),
+        Route(base + "/$jwt", ccde.server_jwt, methods=["GET"]),
+        Route(base + "/$connect", ccde.connect, methods=["POST"]),
+        Route(base + "/Consent", ccde.create_consent, methods=["POST"]),
+        Route(base + "/Consent/{id}/$authorize", ccde.authorize, methods=["POST"]),
+        Route(base + "/Consent/{id}", ccde.revoke_consent, methods=["DELETE"]),
+        Route(settings.token_path, ccde.token, methods=["GET", "POST"]),
+        Route(base + "/{type}/{id}", ccde_read("read"), methods=["GET"]),
+        Route(base + "/{type}", ccde_read("search"), methods=["GET"]),
+    ]
+
+
+def ccde_read(kind: str) -> Callable[[Request], Awaitable[Response]]:
+    """FHIR reads limited to the token's one patient (the check needs the app's context)."""
+
+    async def endpoint(request: Request) -> Response:
+        ctx: MockContext = request.app.state.ctx
+        visible = ccde.visible(ctx)
+        handler = fhir.make_read(visible=visible) if kind == "read" else fhir.make_search(visible=visible)
+        return await handler(request)
+
+    return endpoint
+
+
 PROFILE_ROUTES = {
     "smart-backend": smart_backend_routes,
     "udap": udap_routes,
     "cerner-carequality": cerner_carequality_routes,
+    "cerner-system-account": cerner_system_routes,
+    "ccde": ccde_routes,
 }
 
 
@@ -69,6 +133,29 @@ def create_app(settings: MockSettings, store: Store | None = None) -> Starlette:
     if settings.profile in ("udap", "cerner-carequality") and settings.udap is None:
         raise ValueError(f"profile {settings.profile} needs UDAP settings (a signing certificate and trust anchors)")
     routes = PROFILE_ROUTES[settings.profile](settings)
-    app = Starlette(routes=routes)
+    app = Starlette(routes=routes, middleware=[Middleware(ServerClock, settings=settings)])
     app.state.ctx = ctx
+    if settings.profile == "ccde":
+        ctx.token_still_valid = lambda token: ccde.still_authorized(ctx, token)
     return app
+
+
+class ServerClock:
+    """Dates responses by the server's own clock, which a setting can skew (for the clock-skew diagnosis)."""
+
+    def __init__(self, app: ASGIApp, settings: MockSettings) -> None:
+        self.app, self.settings = app, settings
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not self.settings.clock_offset:
+            await self.app(scope, receive, send)
+            return
+
+        async def dated(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                when = formatdate(time.time() + self.settings.clock_offset, usegmt=True).encode()
+                headers = [(k, v) for k, v in message.get("headers", []) if k.lower() != b"date"]
+                message["headers"] = [*headers, (b"date", when)]
+            await send(message)
+
+        await self.app(scope, receive, dated)

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from conformance.mock import data
 from conformance.mock.client_keys import JwksCache
 from conformance.mock.settings import MockSettings
-from conformance.mock.store import Store
+from conformance.mock.store import AccessToken, Store
 
 
 @dataclass
@@ -18,6 +19,8 @@ class MockContext:
     store: Store
     jwks_cache: JwksCache
     resources: dict[str, dict[str, dict[str, Any]]] = field(default_factory=data.resources)
+    token_still_valid: Callable[[AccessToken], bool] | None = None
+    """A profile's extra say on whether an unexpired token still works (CCDE: authorization and consent)."""
 
     def fault(self, name: str) -> bool:
         return name in self.settings.faults

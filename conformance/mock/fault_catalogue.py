@@ -159,20 +159,22 @@ ROWS: list[tuple[str, str, tuple[str, ...], tuple[str, ...]]] = [
         "token-without-no-store",
         "token responses (success and error) lack Cache-Control: no-store",
         (
+            "client_secret/test_client_secret.py::test_token_response_is_not_cached",
             "token/test_assertion_errors.py::test_error_is_not_cached[*]",
             "token/test_token_success.py::test_response_is_not_cached[*]",
             "udap_token/test_udap_token.py::test_token_response_is_not_cached",
         ),
-        ("smart-backend", "udap", "cerner-carequality"),
+        ("smart-backend", "udap", "cerner-carequality", "cerner-system-account"),
     ),
     (
         "token-without-pragma",
         "token responses lack Pragma: no-cache",
         (
+            "client_secret/test_client_secret.py::test_token_response_has_pragma",
             "token/test_token_success.py::test_response_has_pragma_no_cache[*]",
             "udap_token/test_udap_token.py::test_token_response_is_not_cached",
         ),
-        ("smart-backend", "udap", "cerner-carequality"),
+        ("smart-backend", "udap", "cerner-carequality", "cerner-system-account"),
     ),
     (
         "token-type-mac",
@@ -199,6 +201,7 @@ ROWS: list[tuple[str, str, tuple[str, ...], tuple[str, ...]]] = [
         "token-without-scope",
         "the token response has no scope",
         (
+            "client_secret/test_client_secret.py::test_granted_scope_is_stated_and_within_request",
             "scopes/test_scopes.py::test_advertised_wildcard_scope_works",
             "scopes/test_scopes.py::test_granted_scope_is_stated_and_within_request",
             "scopes/test_scopes.py::test_unauthorized_scope_is_never_granted",
@@ -208,7 +211,7 @@ ROWS: list[tuple[str, str, tuple[str, ...], tuple[str, ...]]] = [
             "token/test_token_success.py::test_scope_is_returned_within_request[*]",
             "udap_token/test_udap_token.py::test_granted_scope_is_stated",
         ),
-        ("smart-backend", "udap", "cerner-carequality"),
+        ("smart-backend", "udap", "cerner-carequality", "cerner-system-account"),
     ),
     (
         "issue-refresh-token",
@@ -231,6 +234,8 @@ ROWS: list[tuple[str, str, tuple[str, ...], tuple[str, ...]]] = [
         "the FHIR API rejects every access token",
         (
             "carequality/test_carequality.py::test_json_reads_are_served[*]",
+            "ccde/test_ccde.py::test_token_reads_its_patient",
+            "client_secret/test_client_secret.py::test_token_reads_the_patient",
             "format/test_json_format.py::test_accept_fhir_json_gets_fhir_json",
             "format/test_json_format.py::test_accept_json_is_served_as_json",
             "format/test_json_format.py::test_dstu2_json_type_gets_json_or_406",
@@ -246,7 +251,7 @@ ROWS: list[tuple[str, str, tuple[str, ...], tuple[str, ...]]] = [
             "token/test_token_success.py::test_token_reads_the_configured_patient[*]",
             "udap_token/test_udap_token.py::test_token_reads_the_patient",
         ),
-        ("smart-backend", "udap", "cerner-carequality"),
+        ("smart-backend", "udap", "cerner-carequality", "cerner-system-account", "ccde"),
     ),
     (
         "fhir-open-without-token",
@@ -475,9 +480,12 @@ ROWS: list[tuple[str, str, tuple[str, ...], tuple[str, ...]]] = [
     ),
     (
         "allow-two-auth-methods",
-        "a Basic header next to a client assertion is ignored",
-        ("token/test_assertion_errors.py::test_no_token_is_issued[basic-and-assertion]",),
-        ("smart-backend",),
+        "two client authentication methods in one request are accepted (Basic header plus assertion or body secret)",
+        (
+            "client_secret/test_client_secret.py::test_request_is_refused[header-and-body-secret]",
+            "token/test_assertion_errors.py::test_no_token_is_issued[basic-and-assertion]",
+        ),
+        ("smart-backend", "cerner-system-account"),
     ),
     (
         "accept-duplicate-params",
@@ -564,8 +572,12 @@ ROWS: list[tuple[str, str, tuple[str, ...], tuple[str, ...]]] = [
     (
         "grant-unauthorized-scope",
         "requested scopes are granted even when not pre-authorized",
-        ("scopes/test_scopes.py::test_unauthorized_scope_is_never_granted",),
-        ("smart-backend",),
+        (
+            "client_secret/test_client_secret.py::test_only_unauthorized_scopes_get_nothing",
+            "client_secret/test_client_secret.py::test_unauthorized_scope_is_dropped_or_refused",
+            "scopes/test_scopes.py::test_unauthorized_scope_is_never_granted",
+        ),
+        ("smart-backend", "cerner-system-account"),
     ),
     (
         "unknown-scope-granted",
@@ -1256,6 +1268,190 @@ ROWS: list[tuple[str, str, tuple[str, ...], tuple[str, ...]]] = [
             "udap_discovery/test_udap_metadata.py::test_token_endpoint_is_absolute",
         ),
         ("udap",),
+    ),
+    (
+        "token-url-tenant-mismatch",
+        "discovery advertises a token URL for another tenant than the FHIR base",
+        (
+            "client_secret/test_client_secret.py::test_basic_authentication_gets_a_token",
+            "client_secret/test_client_secret.py::test_basic_scheme_is_case_insensitive",
+            "client_secret/test_client_secret.py::test_discovery_advertises_basic_on_this_tenant",
+            "client_secret/test_client_secret.py::test_secret_with_special_characters_is_form_urlencoded",
+        ),
+        ("cerner-system-account",),
+    ),
+    (
+        "no-client-secret-basic",
+        "token_endpoint_auth_methods_supported lacks client_secret_basic",
+        ("client_secret/test_client_secret.py::test_discovery_advertises_basic_on_this_tenant",),
+        ("cerner-system-account",),
+    ),
+    (
+        "cerner-errors-without-reason",
+        "token errors carry error_description instead of an error_uri with a reason code",
+        ("client_secret/test_client_secret.py::test_error_carries_reason_and_correlation_id[*]",),
+        ("cerner-system-account",),
+    ),
+    (
+        "cerner-no-correlation-id",
+        "token errors have no Cerner-Correlation-Id header",
+        ("client_secret/test_client_secret.py::test_error_carries_reason_and_correlation_id[*]",),
+        ("cerner-system-account",),
+    ),
+    (
+        "basic-errors-400",
+        "invalid_client after Basic authentication answers 400 instead of 401",
+        (
+            "client_secret/test_client_secret.py::test_request_is_refused[no-colon]",
+            "client_secret/test_client_secret.py::test_request_is_refused[not-base64]",
+            "client_secret/test_client_secret.py::test_request_is_refused[unknown-client]",
+            "client_secret/test_client_secret.py::test_request_is_refused[wrong-secret]",
+        ),
+        ("cerner-system-account",),
+    ),
+    (
+        "basic-scheme-case-sensitive",
+        "the Basic scheme name is matched case-sensitively",
+        ("client_secret/test_client_secret.py::test_basic_scheme_is_case_insensitive",),
+        ("cerner-system-account",),
+    ),
+    (
+        "basic-credentials-not-urldecoded",
+        "Basic credentials are not form-urldecoded after base64 (RFC 6749 2.3.1)",
+        ("client_secret/test_client_secret.py::test_secret_with_special_characters_is_form_urlencoded",),
+        ("cerner-system-account",),
+    ),
+    (
+        "accept-client-secret-post",
+        "client_secret_post works although only client_secret_basic is advertised",
+        ("client_secret/test_client_secret.py::test_request_is_refused[client-secret-post]",),
+        ("cerner-system-account",),
+    ),
+    (
+        "accept-wrong-secret",
+        "any secret is accepted for a known client id",
+        ("client_secret/test_client_secret.py::test_request_is_refused[wrong-secret]",),
+        ("cerner-system-account",),
+    ),
+    (
+        "ignore-token-tenant",
+        "a client gets tokens from another tenant's token URL",
+        ("client_secret/test_client_secret.py::test_request_is_refused[other-tenant]",),
+        ("cerner-system-account",),
+    ),
+    (
+        "cerner-serves-without-json-request",
+        "FHIR reads that do not ask for JSON are served",
+        ("client_secret/test_client_secret.py::test_reads_that_do_not_ask_for_json_get_406",),
+        ("cerner-system-account",),
+    ),
+    (
+        "ignore-fhir-tenant",
+        "a token of one tenant reads another tenant's data",
+        ("client_secret/test_client_secret.py::test_token_cannot_read_another_tenant",),
+        ("cerner-system-account",),
+    ),
+    (
+        "ccde-jwt-without-source",
+        "$jwt answers without the source parameter",
+        ("ccde/test_ccde.py::test_jwt_without_source_is_refused",),
+        ("ccde",),
+    ),
+    (
+        "ccde-jwt-wrong-content-type",
+        "$jwt is labelled text/plain instead of application/jwt",
+        ("ccde/test_ccde.py::test_jwt_is_served_as_application_jwt",),
+        ("ccde",),
+    ),
+    (
+        "ccde-connect-not-outcome",
+        "$connect answers plain text instead of an OperationOutcome",
+        ("ccde/test_ccde.py::test_connect_is_accepted_with_an_outcome",),
+        ("ccde",),
+    ),
+    (
+        "ccde-consent-any-patient",
+        "a Consent for a patient that does not exist is created",
+        ("ccde/test_ccde.py::test_fhir_step_errors_are_refused_with_an_outcome[unknown-patient]",),
+        ("ccde",),
+    ),
+    (
+        "ccde-consent-without-id",
+        "a created Consent has no id and no Location",
+        ("ccde/test_ccde.py::test_consent_is_created_with_an_id",),
+        ("ccde",),
+    ),
+    (
+        "ccde-revocation-ignored",
+        "revoking a Consent changes nothing",
+        ("ccde/test_ccde.py::test_revoked_consent_stops_the_token",),
+        ("ccde",),
+    ),
+    (
+        "ccde-authorize-unknown-consent-500",
+        "$authorize on an unknown consent crashes (500)",
+        ("ccde/test_ccde.py::test_fhir_step_errors_are_refused_with_an_outcome[unknown-consent]",),
+        ("ccde",),
+    ),
+    (
+        "ccde-authorize-lenient",
+        "$authorize accepts malformed Parameters and JWTs it never issued",
+        (
+            "ccde/test_ccde.py::test_fhir_step_errors_are_refused_with_an_outcome[bad-jwt]",
+            "ccde/test_ccde.py::test_fhir_step_errors_are_refused_with_an_outcome[malformed-parameters]",
+        ),
+        ("ccde",),
+    ),
+    (
+        "ccde-authorization-never-expires",
+        "authorizations outlive their duration",
+        ("ccde/test_ccde.py::test_token_stops_when_the_authorization_ends",),
+        ("ccde",),
+    ),
+    (
+        "ccde-token-any-jwt",
+        "the token endpoint accepts any Bearer JWT for an authorization",
+        ("ccde/test_ccde.py::test_token_errors_follow_rfc6749[wrong-jwt]",),
+        ("ccde",),
+    ),
+    (
+        "ccde-token-without-patient",
+        "the token response does not name the patient",
+        ("ccde/test_ccde.py::test_token_names_the_patient",),
+        ("ccde",),
+    ),
+    (
+        "ccde-token-errors-500",
+        "token errors are HTTP 500 invalid_request, as test.fhir.org answers",
+        (
+            "ccde/test_ccde.py::test_revoked_consent_stops_the_token",
+            "ccde/test_ccde.py::test_token_errors_follow_rfc6749[*]",
+        ),
+        ("ccde",),
+    ),
+    (
+        "ccde-token-any-patient",
+        "a CCDE token reads every patient",
+        ("ccde/test_ccde.py::test_token_cannot_read_another_patient",),
+        ("ccde",),
+    ),
+    (
+        "single-use-access-tokens",
+        "an access token stops working after its first use",
+        ("client_secret/test_client_secret.py::test_token_is_reused_until_it_expires",),
+        ("cerner-system-account",),
+    ),
+    (
+        "allow-anonymous-token-requests",
+        "a token request without credentials gets a token for the tenant's first client",
+        ("client_secret/test_client_secret.py::test_request_is_refused[no-credentials]",),
+        ("cerner-system-account",),
+    ),
+    (
+        "ccde-authorize-without-id",
+        "$authorize returns Parameters without the authorization id",
+        ("ccde/test_ccde.py::test_authorize_returns_an_authorization_id",),
+        ("ccde",),
     ),
 ]
 

@@ -112,7 +112,9 @@ def issue_token(
     *,
     lifetime: int | None = None,
     extra: dict[str, str] | None = None,
+    fields: dict[str, object] | None = None,
 ) -> Response:
+    """A token response; `extra` is remembered with the token (tenant, patient…), `fields` go in the body."""
     token = "" if ctx.fault("empty-access-token") else secrets.token_urlsafe(32)
     lifetime = lifetime or client.token_lifetime or ctx.settings.token_lifetime
     if ctx.fault("expires-in-3600"):
@@ -128,7 +130,7 @@ def issue_token(
         body["scope"] = scope
     if ctx.fault("issue-refresh-token"):
         body["refresh_token"] = secrets.token_urlsafe(32)
-    body.update(extra or {})
+    body.update(fields or {})
     media = "application/fhir+json" if ctx.fault("token-success-wrong-content-type") else "application/json"
     return JSONResponse(body, headers=no_store_headers(ctx), media_type=media)
 

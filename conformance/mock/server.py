@@ -44,11 +44,23 @@ class MockServer:
         self._sock = bind_socket(host, port)
         self.port: int = self._sock.getsockname()[1]
         settings.public_url = f"http://{host}:{self.port}"
+        self._sockets = [self._sock]
+        self.auth_port: int | None = None
+        if settings.separate_auth_server:
+            auth_sock = bind_socket(host, 0 if port == 0 else port + 1)
+            self.auth_port = auth_sock.getsockname()[1]
+            settings.auth_url = f"http://{host}:{self.auth_port}"
+            self._sockets.append(auth_sock)
         if prepare is not None:
             prepare(settings)
         self.app: Starlette = create_app(settings, store)
         config = uvicorn.Config(
-            self.app, log_level="warning", access_log=False, lifespan="off", timeout_graceful_shutdown=1
+            self.app,
+            log_level="warning",
+            access_log=False,
+            lifespan="off",
+            timeout_graceful_shutdown=1,
+            date_header=not settings.clock_offset,  # a skewed clock dates its own responses (ServerClock)
         )
         self._server = uvicorn.Server(config)
         self._thread: threading.Thread | None = None
@@ -64,7 +76,7 @@ class MockServer:
 
     def start(self, timeout: float = 10.0) -> MockServer:
         self._thread = threading.Thread(
-            target=self._server.run, kwargs={"sockets": [self._sock]}, name="mock-server", daemon=True
+            target=self._server.run, kwargs={"sockets": self._sockets}, name="mock-server", daemon=True
         )
         self._thread.start()
         deadline = time.monotonic() + timeout
@@ -76,13 +88,14 @@ class MockServer:
 
     def serve_forever(self) -> None:
         """Run in the foreground until interrupted (Ctrl-C)."""
-        self._server.run(sockets=[self._sock])
+        self._server.run(sockets=self._sockets)
 
     def stop(self) -> None:
         self._server.should_exit = True
         if self._thread is not None:
             self._thread.join(timeout=5)
-        self._sock.close()
+        for sock in self._sockets:
+            sock.close()
 
     def __enter__(self) -> MockServer:
         return self.start()

@@ -31,6 +31,10 @@ class MockSettings:
     """How cerner-carequality advertises its endpoints: one of CARE_QUALITY_SHAPES."""
     publish_udap_metadata: bool | None = None
     """Serve /.well-known/udap (default: yes for udap, no for cerner-carequality)."""
+    auth_url: str = ""
+    """cerner-system-account: origin of the separate authorization server; set once its port is known."""
+    access_denied: bool = False
+    """cerner-system-account: answer every token request 403 'Access denied' (expired or revoked registration)."""
 
     def __post_init__(self) -> None:
         if self.carequality_shape not in CARE_QUALITY_SHAPES:
@@ -39,9 +43,17 @@ class MockSettings:
             self.publish_udap_metadata = self.profile == "udap"
 
     @property
+    def separate_auth_server(self) -> bool:
+        return self.profile == "cerner-system-account"
+
+    @property
     def fhir_path(self) -> str:
         if self.profile == "cerner-carequality":
             return f"/beta/{CERNER_TENANT}"
+        if self.profile == "cerner-system-account":
+            from conformance.mock.cerner_system import TENANT_A
+
+            return f"/r4/{TENANT_A}"
         return "/fhir"
 
     @property
@@ -50,6 +62,8 @@ class MockSettings:
 
     @property
     def token_path(self) -> str:
+        if self.profile == "ccde":
+            return "/auth/token"
         return f"{self.fhir_path}/Authorization/token" if self.profile == "cerner-carequality" else "/token"
 
     @property

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from conformance import expect, oauth, udap
+from conformance.cases import answer_once
 from conformance.config import UdapConfig
 from conformance.outcomes import SpecWarning, note
 from conformance.recording import Exchange
@@ -118,14 +119,7 @@ def kit(
 
 @pytest.fixture(scope="module")
 def refused(kit: Kit) -> Callable[[Case], Exchange]:
-    answers: dict[str, Exchange] = {}
-
-    def run(case: Case) -> Exchange:
-        if case.id not in answers:
-            answers[case.id] = case.build(kit)
-        return answers[case.id]
-
-    return run
+    return answer_once(lambda case: case.build(kit))
 
 
 def _params(own_requirement: bool) -> list[Any]:

@@ -13,6 +13,7 @@ from collections.abc import Callable
 import pytest
 
 from conformance import expect
+from conformance.cases import answer_once
 from conformance.jose import ClientKey
 from conformance.outcomes import note
 from conformance.target import Target
@@ -36,14 +37,7 @@ def _params(cases: list[Case], *, own_requirement: bool) -> list[object]:
 def perform(target: Target, token_url: str, client_id: str, signing_key: ClientKey) -> Callable[[Case], Outcome]:
     """Send each case once, on first use, and remember the answer."""
     kit = Kit(target, token_url, client_id, signing_key)
-    answers: dict[str, Outcome] = {}
-
-    def run(case: Case) -> Outcome:
-        if case.id not in answers:
-            answers[case.id] = case.build(kit)
-        return answers[case.id]
-
-    return run
+    return answer_once(lambda case: case.build(kit))
 
 
 def _accepted(outcome: Outcome) -> bool:

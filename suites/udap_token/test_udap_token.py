@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from conformance import expect, oauth, udap
+from conformance.cases import answer_once
 from conformance.config import UdapConfig
 from conformance.jose import ASSERTION_TYPE, generate_rsa, unsigned_jwt
 from conformance.oauth import TokenGrant
@@ -360,14 +361,7 @@ def kit(
 
 @pytest.fixture(scope="module")
 def refused(kit: Kit) -> Callable[[Case], Exchange]:
-    answers: dict[str, Exchange] = {}
-
-    def run(case: Case) -> Exchange:
-        if case.id not in answers:
-            answers[case.id] = case.build(kit)
-        return answers[case.id]
-
-    return run
+    return answer_once(lambda case: case.build(kit))
 
 
 def _params() -> list[Any]:

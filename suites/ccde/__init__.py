@@ -1,0 +1,1 @@
+"""Checks: consumer-centered data exchange (test.fhir.org)."""

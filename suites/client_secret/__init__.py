@@ -1,0 +1,1 @@
+"""Checks: Cerner system accounts (client_secret_basic)."""
