@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-PROFILES = ("smart-backend", "udap", "cerner-carequality")
+PROFILES = ("smart-backend", "udap", "cerner-carequality", "client-secret", "ccde")
 
 
 def timed(command: list[str], cwd: Path) -> tuple[float, int, str]:

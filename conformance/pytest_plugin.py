@@ -37,6 +37,7 @@ from conformance.requirements import Level, lookup
 from conformance.target import Target
 
 CURL_SHOWN = 600
+LEVEL_MARKERS = {Level.SHALL: "shall", Level.SHOULD: "should", Level.MAY: "may", Level.DE_FACTO: "de_facto"}
 OUTCOMES = ("pass", "warning", "fail", "broken", "skip", "not-applicable")
 SEVERITY = {Level.SHALL: "critical", Level.SHOULD: "normal", Level.MAY: "minor", Level.DE_FACTO: "minor"}
 
@@ -105,6 +106,8 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "requirement(id, level=None): the requirement a check enforces")
     config.addinivalue_line("markers", "profiles(*names): auth profiles a check applies to")
     config.addinivalue_line("markers", "late: a check that waits for time to pass; runs after the others")
+    for level in LEVEL_MARKERS.values():
+        config.addinivalue_line("markers", f"{level}: a check at this requirement level (select with -m {level})")
     overrides: dict[str, Any] = {
         "target.base_url": config.getoption("target_url"),
         "target.profile": config.getoption("profile"),
@@ -211,7 +214,10 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
     for item in checks:
         if item.get_closest_marker("requirement") is None:
             raise pytest.UsageError(f"check {item.nodeid} has no @pytest.mark.requirement")
-        requirement_of(item)  # fails collection early on an unknown id
+        rid, level = requirement_of(item)  # fails collection early on an unknown id
+        if rid and level:
+            item.extra_keyword_matches.add(rid)  # -k SBS-AERR-28
+            item.add_marker(LEVEL_MARKERS[level])  # -m shall
     if drop:
         state.deselected_for_profile = len(drop)
         config.hook.pytest_deselected(items=drop)

@@ -77,6 +77,9 @@ def make_redactor(config: TargetConfig, extra_keys: Sequence[ClientKey] = ()) ->
     for key in [*config.keys, *extra_keys]:
         for secret in key.secret_strings():
             redactor.add_secret(secret)
+    if config.udap is not None:
+        for certified in [config.udap.client, *config.udap.fixtures.values()]:
+            redactor.add_secret(certified.private_key_pem().decode())
     for name, value in config.headers.items():
         if name.lower() in {h.lower() for h in config.secret_headers}:
             redactor.add_secret(value)
