@@ -183,6 +183,12 @@ def command_run(args: argparse.Namespace) -> int:
         raise UsageError(str(exc)) from None
     if args.fault and not config.embedded:
         raise UsageError("--fault only applies to the embedded reference server (no --target-url)")
+    from conformance.mock.faults import FaultSet, UnknownFault
+
+    try:
+        FaultSet(args.fault)
+    except UnknownFault as exc:
+        raise UsageError(str(exc)) from None
     reports: Path = args.reports
     pytest_args = [str(suites_dir())]
     if args.config:
@@ -408,12 +414,15 @@ def command_keys(args: argparse.Namespace, parser: argparse.ArgumentParser) -> i
         existing = [str(p) for p in targets if p.exists()]
         if existing:
             raise UsageError(f"refusing to overwrite {', '.join(existing)}")
-        directory.mkdir(parents=True, exist_ok=True)
         rsa, ec = generate_rsa(), generate_ec()
-        for path, key in zip(targets, (rsa, ec), strict=False):
-            path.write_bytes(key.private_pem())
-            path.chmod(0o600)
-        targets[2].write_text(json.dumps(jwks([rsa, ec]), indent=2) + "\n", encoding="utf-8")
+        try:
+            directory.mkdir(parents=True, exist_ok=True)
+            for path, key in zip(targets, (rsa, ec), strict=False):
+                path.write_bytes(key.private_pem())
+                path.chmod(0o600)
+            targets[2].write_text(json.dumps(jwks([rsa, ec]), indent=2) + "\n", encoding="utf-8")
+        except OSError as exc:
+            raise UsageError(f"cannot write keys into {directory}: {exc.strerror}") from None
         print(f"wrote {targets[0]} and {targets[1]} (private, keep them out of version control)")
         print(f"wrote {targets[2]}: register this public JWKS (or its URL) for your client at the server")
         return EXIT_OK

@@ -73,6 +73,7 @@ SCHEMA: dict[str, tuple[str, Any]] = {
     "udap.purpose_of_use": ("list", ["urn:oid:2.16.840.1.113883.5.8#TREAT"]),
     "udap.scopes": ("list", ["system/Patient.read", "system/Observation.read"]),
     "udap.registration_content_type": ("str", "application/json"),
+    "udap.registration": ("str", "either"),
     "udap.other_cert_chain": ("path", None),
     "udap.other_private_key": ("path", None),
     "udap.lifecycle_cert_chain": ("path", None),
@@ -118,6 +119,8 @@ class UdapConfig:
     purpose_of_use: list[str] = field(default_factory=lambda: ["urn:oid:2.16.840.1.113883.5.8#TREAT"])
     scopes: list[str] = field(default_factory=lambda: ["system/Patient.read", "system/Observation.read"])
     registration_content_type: str = "application/json"
+    registration: str = "either"
+    """'new' when the client's iss was never registered (a 201 is then required), else 'either' (200 or 201)."""
     fixtures: dict[str, CertifiedKey] = field(default_factory=dict)
     """Optional certificates for negative checks: other (trusted, another SAN), lifecycle, expired, untrusted."""
 
@@ -207,7 +210,10 @@ class _Values:
 
 
 def is_loopback(url: str) -> bool:
-    host = urlsplit(url).hostname or ""
+    try:
+        host = urlsplit(url).hostname or ""
+    except ValueError:
+        return False
     if host == "localhost":
         return True
     try:
@@ -387,9 +393,26 @@ def _build(raw: _Values, source: str, environ: Mapping[str, str]) -> TargetConfi
         if file_path is not None and not file_path.exists():
             raise ConfigError(f"file {_shown(raw, option, file_path)} does not exist ({raw.where(option)})")
 
+    if v["http.ca_bundle"] is not None:
+        import ssl
+
+        try:
+            ssl.create_default_context(cafile=str(v["http.ca_bundle"]))
+        except (ssl.SSLError, OSError, ValueError) as exc:
+            raise ConfigError(
+                f"file {_shown(raw, 'http.ca_bundle', v['http.ca_bundle'])} is not a PEM CA bundle ({exc}) ({raw.where('http.ca_bundle')})"
+            ) from None
+
     secret: str | None = None
     if v["auth.client_secret_file"] is not None:
-        secret = v["auth.client_secret_file"].read_text(encoding="utf-8").strip() or None
+        secret_path = v["auth.client_secret_file"]
+        try:
+            secret = secret_path.read_text(encoding="utf-8").strip() or None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(
+                f"client secret file {_shown(raw, 'auth.client_secret_file', secret_path)} cannot be read: "
+                f"{getattr(exc, 'strerror', None) or exc} ({raw.where('auth.client_secret_file')})"
+            ) from None
         if secret is None:
             raise ConfigError(f"client secret file is empty ({raw.where('auth.client_secret_file')})")
     elif environ.get(v["auth.client_secret_env"]):
@@ -477,6 +500,8 @@ def _udap_config(
     """The [udap] section, validated only for the UDAP profiles of a configured target."""
     if profile not in ("udap", "cerner-carequality") or base_url is None:
         return None
+    if v["udap.registration"] not in ("new", "either"):
+        raise ConfigError(f"{raw.where('udap.registration')} must be new or either")
     if v["udap.version"] not in UDAP_VERSIONS:
         raise ConfigError(f"{raw.where('udap.version')} must be one of {', '.join(UDAP_VERSIONS)}")
     client = _certified(raw, v, "udap.cert_chain", "udap.private_key")
@@ -527,6 +552,7 @@ def _udap_config(
         purpose_of_use=v["udap.purpose_of_use"],
         scopes=v["udap.scopes"],
         registration_content_type=v["udap.registration_content_type"],
+        registration=v["udap.registration"],
         fixtures=fixtures,
     )
     if v["udap.organization_id"]:

@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
 from typing import Any
-from urllib.parse import unquote, urljoin, urlsplit
+from urllib.parse import unquote, urlsplit
 
 from conformance import discovery, oauth
 from conformance.evidence import render_request, render_response
@@ -22,6 +22,7 @@ from conformance.recording import Exchange
 from conformance.target import Target
 
 SKEW_NOTICEABLE = 60
+BLOCKING = 50
 ASSERTION_LIFETIME = 300
 TENANT_IN_TOKEN_URL = re.compile(r"/tenants/([^/]+)/")
 SPECIAL_IN_SECRET = re.compile(r"[:+%\s]|[^\x00-\x7f]")
@@ -49,7 +50,8 @@ class Diagnosis:
 
     @property
     def healthy(self) -> bool:
-        return not any(f.problem for f in self.findings)
+        """No finding that would stop the client (low-likelihood loose ends are reported, not fatal)."""
+        return not any(f.likelihood >= BLOCKING for f in self.findings)
 
 
 def _tenant_of_fhir_base(base_url: str) -> str | None:
@@ -114,6 +116,22 @@ def diagnose(target: Target) -> Diagnosis:
     token_url = config.token_url or advertised
     uses_jwt = config.profile != "client-secret"
 
+    if smart_config.status is None and capability.status is None:
+        findings.append(
+            Finding(
+                "target-unreachable",
+                "The FHIR server does not answer",
+                95,
+                smart_config.error or "no response",
+                [
+                    "the server is down or the URL is wrong",
+                    "network path or firewall",
+                    "TLS trust (set http.ca_bundle)",
+                ],
+                [smart_config],
+            )
+        )
+        return Diagnosis(base, config.profile, findings)
     if token_url is None:
         findings.append(
             Finding(
@@ -127,7 +145,7 @@ def diagnose(target: Target) -> Diagnosis:
         )
         return Diagnosis(base, config.profile, findings)
 
-    if config.token_url and advertised and urljoin(base + "/", config.token_url) != advertised:
+    if config.token_url and advertised and discovery.resolve(base, config.token_url) != advertised:
         findings.append(
             Finding(
                 "token-url-differs",
@@ -175,8 +193,9 @@ def diagnose(target: Target) -> Diagnosis:
         seconds, exchange = skew
         direction = "ahead of" if seconds > 0 else "behind"
         token_failed = token is not None and token.status != 200
+        # With client assertions a skew this size breaks authentication; with a secret it is a loose end.
         likelihood = (
-            90 if uses_jwt and abs(seconds) >= ASSERTION_LIFETIME - 30 and token_failed else 55 if uses_jwt else 50
+            90 if uses_jwt and abs(seconds) >= ASSERTION_LIFETIME - 30 and token_failed else 55 if uses_jwt else 20
         )
         findings.append(
             Finding(
@@ -331,7 +350,11 @@ def render_text(report: Diagnosis, target: Target) -> str:
             lines += ["     " + line for line in render_response(exchange, target.redactor).splitlines()[:12]]
         lines.append("")
     if report.healthy:
-        lines.append("no problem found")
+        lines.append(
+            "no problem found that would stop the client"
+            if any(f.problem for f in report.findings)
+            else "no problem found"
+        )
     return target.redactor.text("\n".join(lines))
 
 

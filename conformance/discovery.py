@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urljoin
+from urllib.parse import urljoin, urlsplit
 
 from conformance.recording import Exchange, HttpRecorder
 
@@ -44,11 +44,11 @@ def get_smart_configuration(http: HttpRecorder, base_url: str, accept: str | Non
 def security_extensions(capability: dict[str, Any]) -> list[dict[str, Any]]:
     """Every extension under rest[].security."""
     found: list[dict[str, Any]] = []
-    for rest in capability.get("rest") or []:
-        if isinstance(rest, dict):
-            security = rest.get("security") or {}
-            if isinstance(security, dict):
-                found += [e for e in security.get("extension") or [] if isinstance(e, dict)]
+    rests = capability.get("rest")
+    for rest in rests if isinstance(rests, list) else []:
+        security = rest.get("security") if isinstance(rest, dict) else None
+        extensions = security.get("extension") if isinstance(security, dict) else None
+        found += [e for e in extensions if isinstance(e, dict)] if isinstance(extensions, list) else []
     return found
 
 
@@ -57,7 +57,8 @@ def oauth_uris(capability: dict[str, Any], extension_url: str = OAUTH_URIS) -> d
     for extension in security_extensions(capability):
         if str(extension.get("url", "")).lower() == extension_url.lower():
             uris: dict[str, str] = {}
-            for sub in extension.get("extension") or []:
+            subs = extension.get("extension")
+            for sub in subs if isinstance(subs, list) else []:
                 if isinstance(sub, dict) and isinstance(sub.get("url"), str) and isinstance(sub.get("valueUri"), str):
                     uris.setdefault(sub["url"], sub["valueUri"])
             return uris
@@ -78,13 +79,20 @@ def resolve_token_endpoint(base_url: str, smart_config: Exchange, capability: Ex
     document = smart_config.json_object() if smart_config.status == 200 else None
     if document and isinstance(document.get("token_endpoint"), str):
         advertised = document["token_endpoint"]
-        return Endpoints(urljoin(base_url.rstrip("/") + "/", advertised), "smart-configuration", advertised)
+        return Endpoints(resolve(base_url, advertised), "smart-configuration", advertised)
     statement = capability.json_object() if capability.status == 200 else None
     uris = oauth_uris(statement) if statement else None
     if uris and "token" in uris:
-        return Endpoints(
-            urljoin(base_url.rstrip("/") + "/", uris["token"]),
-            "CapabilityStatement oauth-uris",
-            uris["token"],
-        )
+        return Endpoints(resolve(base_url, uris["token"]), "CapabilityStatement oauth-uris", uris["token"])
     return Endpoints(None, "not found")
+
+
+def resolve(base_url: str, url: str) -> str | None:
+    """An advertised URL made absolute against the FHIR base, as a lenient client would; None if unusable."""
+    try:
+        absolute = urljoin(base_url.rstrip("/") + "/", url)
+        parts = urlsplit(absolute)
+        _ = parts.port
+    except ValueError:
+        return None
+    return absolute if parts.scheme in ("http", "https") and parts.hostname else None

@@ -61,5 +61,6 @@ def client_identity(members: dict[str, CertifiedKey]) -> UdapConfig:
         community=COMMUNITY,
         organization_id="https://conformance.example.org/organization/1",
         organization_name="Conformance Test Organization",
+        registration="new",
         fixtures={name: members[name] for name in ("other", "lifecycle", "expired", "untrusted")},
     )

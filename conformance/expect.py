@@ -12,13 +12,15 @@ from typing import Any, NoReturn
 
 from conformance.outcomes import CheckFailure, NotApplicable, PreconditionFailed
 from conformance.recording import Exchange, cite
+from conformance.redaction import active
 
 
 def describe(exchange: Exchange, limit: int = 300) -> str:
-    """'HTTP 400 (application/json) {...}' — raw; the plugin redacts before showing it."""
+    """'HTTP 400 (application/json) {...}', with secrets masked by the run's redactor."""
+    redactor = active()
     if exchange.status is None:
-        return f"no response ({exchange.error})"
-    body = " ".join(exchange.text.split())
+        return f"no response ({redactor.text(exchange.error or 'unknown error')})"
+    body = " ".join(redactor.body(exchange.response_body, exchange.response_header("content-type")).split())
     if len(body) > limit:
         body = body[:limit] + "…"
     media = exchange.response_header("content-type") or "no Content-Type"
@@ -131,3 +133,18 @@ def array_contains(document: dict[str, Any], member: str, wanted: str, exchange:
     if wanted not in values:
         fail(title, expected=f'"{wanted}" in {member}', actual=repr(values), exchange=exchange)
     return values
+
+
+def items(value: Any) -> list[Any]:
+    """A JSON array's elements, or [] for anything else (checks that need an array fail elsewhere)."""
+    return value if isinstance(value, list) else []
+
+
+def objects(value: Any) -> list[dict[str, Any]]:
+    """The JSON objects in an array; strings, numbers and non-arrays contribute nothing."""
+    return [v for v in items(value) if isinstance(v, dict)]
+
+
+def member(value: Any, name: str) -> Any:
+    """`value[name]` when value is a JSON object, else None."""
+    return value.get(name) if isinstance(value, dict) else None

@@ -32,7 +32,7 @@ from conformance.outcomes import (
     collecting_notes,
 )
 from conformance.recording import Exchange, capturing
-from conformance.redaction import Redactor
+from conformance.redaction import Redactor, activate
 from conformance.requirements import Level, lookup
 from conformance.target import Target
 
@@ -128,6 +128,12 @@ def pytest_configure(config: pytest.Config) -> None:
                 "--mock-fault and --mock-setting only apply to the embedded reference server (no --target-url)"
             )
         mock_settings = parse_mock_settings(config.getoption("mock_setting"))
+        from conformance.mock.faults import FaultSet, UnknownFault
+
+        try:
+            FaultSet(config.getoption("mock_fault"))
+        except UnknownFault as exc:
+            raise ConfigError(str(exc)) from None
     except ConfigError as exc:
         error = str(exc)
         mock_settings = {}
@@ -256,6 +262,7 @@ def target(request: pytest.FixtureRequest) -> Iterator[Target]:
         tgt = open_target(cfg)
     state.target = tgt
     state.redactor = tgt.redactor
+    activate(tgt.redactor)
     try:
         yield tgt
     finally:
@@ -317,12 +324,13 @@ def pytest_runtest_setup(item: pytest.Item) -> Generator[None, None, None]:
         ("requirement", rid),
         ("level", level.value if level else ""),
     ]
+    redactor = _state(item.config).redactor
     try:
         return (yield)
     except NotApplicable as exc:
-        pytest.skip(f"not applicable: {exc}")
+        pytest.skip(f"not applicable: {redactor.text(str(exc))}")
     except PreconditionFailed as exc:
-        pytest.skip(f"precondition: {exc}")
+        pytest.skip(f"precondition: {redactor.text(str(exc))}")
 
 
 @pytest.hookimpl(wrapper=True)
@@ -348,9 +356,9 @@ def pytest_runtest_call(item: pytest.Item) -> Generator[None, None, None]:
                 return None
             raise
         except NotApplicable as exc:
-            pytest.skip(f"not applicable: {exc}")
+            pytest.skip(f"not applicable: {redactor.text(str(exc))}")
         except PreconditionFailed as exc:
-            pytest.skip(f"precondition: {exc}")
+            pytest.skip(f"precondition: {redactor.text(str(exc))}")
         finally:
             state.notes = list(notes.items)
             _attach(_evidence(item, captured), redactor)
@@ -424,8 +432,11 @@ def pytest_runtest_makereport(
     exc = call.excinfo.value if call.excinfo else None
     if report.failed and isinstance(exc, ConformanceOutcome):
         report.longrepr = _render_outcome(exc, redactor, item)
-    elif report.failed and isinstance(exc, AssertionError | Exception) and exc is not None:
+    elif report.failed and exc is not None:
         report.longrepr = redactor.text(str(report.longrepr))
+    elif report.skipped and isinstance(report.longrepr, tuple):
+        path, line, reason = report.longrepr
+        report.longrepr = (path, line, redactor.text(reason))
     decisive = report.when == "call" or not report.passed
     if decisive:
         outcome = _classify(report, call.excinfo, item)

@@ -39,11 +39,11 @@ class Exchange:
     purpose: str
     method: str
     url: str
-    request_headers: list[tuple[str, str]]
-    request_body: bytes = b""
+    request_headers: list[tuple[str, str]] = field(repr=False)
+    request_body: bytes = field(default=b"", repr=False)
     status: int | None = None
-    response_headers: list[tuple[str, str]] = field(default_factory=list)
-    response_body: bytes = b""
+    response_headers: list[tuple[str, str]] = field(default_factory=list, repr=False)
+    response_body: bytes = field(default=b"", repr=False)
     elapsed_ms: float = 0.0
     error: str | None = None
     truncated: bool = False
@@ -78,7 +78,7 @@ class Exchange:
     def json(self) -> Any:
         """Parsed JSON body; raises ValueError if the body is not JSON."""
         if self._json_cache is None:
-            self._json_cache = json.loads(self.response_body.decode("utf-8"))
+            self._json_cache = json.loads(self.response_body.decode("utf-8-sig"))
         return self._json_cache
 
     def json_object(self) -> dict[str, Any] | None:
@@ -115,6 +115,16 @@ def cite(*exchanges: Exchange) -> None:
     captured = _capture.get()
     if captured is not None:
         captured.extend(exchanges)
+
+
+_CROSS_ORIGIN_HEADERS = frozenset({"accept", "user-agent", "accept-language"})
+_QUERY_CREDENTIALS = ("client_assertion", "client_secret", "access_token", "assertion", "jwt", "code")
+
+
+def _query_has_credentials(url: str) -> bool:
+    from urllib.parse import parse_qsl
+
+    return any(k.lower() in _QUERY_CREDENTIALS for k, _ in parse_qsl(urlsplit(url).query))
 
 
 def _same_origin(a: str, b: str) -> bool:
@@ -221,8 +231,14 @@ class HttpRecorder:
                         target = urljoin(url, location)
                         exchange.redirects.append(f"{response.status_code} -> {target}")
                         if not _same_origin(url, target):
-                            # Credentials stay with the host they were meant for.
-                            headers = [(k, v) for k, v in headers if k.lower() not in ("authorization", "cookie")]
+                            # Credentials stay with the host they were meant for: only harmless headers
+                            # cross, and a URL carrying credentials in its query is not followed at all.
+                            if _query_has_credentials(exchange.url):
+                                exchange.error = (
+                                    f"not following a redirect to another host ({target}): the URL carries credentials"
+                                )
+                                break
+                            headers = [(k, v) for k, v in headers if k.lower() in _CROSS_ORIGIN_HEADERS]
                         url = target
                         continue
                     exchange.status = response.status_code
@@ -239,7 +255,9 @@ class HttpRecorder:
         except httpx.ConnectError as exc:
             exchange.error = _describe_connect_error(exchange.url, exc)
         except httpx.HTTPError as exc:
-            exchange.error = f"HTTP failure talking to {exchange.url}: {type(exc).__name__}: {exc}"
+            exchange.error = f"HTTP failure talking to {exchange.url}: {type(exc).__name__}"
+        except httpx.InvalidURL as exc:
+            exchange.error = f"invalid URL {exchange.url!r}: {exc}"
         except (ValueError, UnicodeError) as exc:
             exchange.error = f"could not send request to {exchange.url}: {exc}"
         exchange.elapsed_ms = (time.monotonic() - started) * 1000

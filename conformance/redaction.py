@@ -30,7 +30,8 @@ SIGNED_FIELDS = frozenset({"client_assertion", "software_statement", "assertion"
 # Private members of a JWK.
 JWK_PRIVATE_MEMBERS = frozenset({"d", "p", "q", "dp", "dq", "qi", "k", "oth"})
 
-_JWT_RE = re.compile(r"\b(eyJ[A-Za-z0-9_-]*\.[A-Za-z0-9_-]*\.)([A-Za-z0-9_-]{8,})")
+_JWT_RE = re.compile(r"\b([A-Za-z0-9_-]{10,})\.([A-Za-z0-9_-]{2,}\.)([A-Za-z0-9_-]{8,})")
+_CREDENTIAL_RE = re.compile(r"\b(Basic|Bearer)\s+([A-Za-z0-9+/=._~-]{8,})", re.IGNORECASE)
 _PEM_PRIVATE_RE = re.compile(r"-----BEGIN ([A-Z ]*)PRIVATE KEY-----.*?-----END \1PRIVATE KEY-----", re.DOTALL)
 
 
@@ -42,9 +43,12 @@ class Redactor:
         self._secret_headers = SECRET_HEADERS | {h.lower() for h in extra_secret_headers}
 
     def add_secret(self, value: str | None) -> None:
-        """Remember a value that must never be shown (too-short values are ignored)."""
-        if value and len(value) >= 6:
+        """Remember a value that must never be shown (values under 4 characters would mask too much)."""
+        if value and len(value) >= 4:
             self._secrets.add(value)
+
+    def is_secret_header(self, name: str) -> bool:
+        return name.lower() in self._secret_headers
 
     @property
     def secret_count(self) -> int:
@@ -56,7 +60,8 @@ class Redactor:
             if secret in value:
                 value = value.replace(secret, MASK)
         value = _PEM_PRIVATE_RE.sub(f"-----BEGIN PRIVATE KEY-----{MASK}-----END PRIVATE KEY-----", value)
-        return _JWT_RE.sub(lambda m: m.group(1) + SIGNATURE_MASK, value)
+        value = _CREDENTIAL_RE.sub(lambda m: f"{m.group(1)} {MASK}", value)
+        return _JWT_RE.sub(_mask_jwt_match, value)
 
     def header(self, name: str, value: str) -> str:
         lname = name.lower()
@@ -115,6 +120,34 @@ class Redactor:
         if lname in SIGNED_FIELDS:
             return mask_signature(value)
         return value
+
+
+def _mask_jwt_match(match: re.Match[str]) -> str:
+    """Mask the signature of anything shaped like a JWS whose first part decodes to a JSON object."""
+    import base64
+
+    head = match.group(1)
+    try:
+        decoded = base64.urlsafe_b64decode(head + "=" * (-len(head) % 4)).lstrip()
+    except (ValueError, TypeError):
+        return match.group(0)
+    if not decoded.startswith(b"{"):
+        return match.group(0)
+    return f"{head}.{match.group(2)}{SIGNATURE_MASK}"
+
+
+_active: Redactor | None = None
+
+
+def activate(redactor: Redactor | None) -> None:
+    """Make `redactor` the one free-standing renderings (failure texts, skip reasons) go through."""
+    global _active
+    _active = redactor
+
+
+def active() -> Redactor:
+    """The run's redactor, or a fresh one that still masks by structure."""
+    return _active if _active is not None else Redactor()
 
 
 def mask_signature(token: str) -> str:

@@ -409,7 +409,12 @@ _ROWS: list[tuple[str, Level, str, str]] = [
         FHIR_HTTP + "#mime-type",
     ),
     ("SBS-FMT-02", SH, "Accept: application/json is served as JSON", FHIR_HTTP + "#mime-type"),
-    ("SBS-FMT-03", S, "_format=json is honoured and overrides Accept", FHIR_HTTP + "#parameters"),
+    (
+        "SBS-FMT-03",
+        SH,
+        "_format=json is honoured and overrides Accept (servers SHOULD support _format)",
+        FHIR_HTTP + "#parameters",
+    ),
     ("SBS-FMT-04", SH, "a JSON-only server answers an XML request with 406", FHIR_HTTP + "#mime-type"),
     (
         "SBS-FMT-04M",
@@ -549,7 +554,7 @@ _ROWS += [
         "a refused registration is a 400 (or 415) without a client_id",
         "https://www.rfc-editor.org/rfc/rfc7591#section-3.2.2",
     ),
-    ("UDAP-MOD-01", S, "registering the same iss again modifies the registration and keeps the client_id", UDAP_REG),
+    ("UDAP-MOD-01", S, "registering the same iss again is a modification (SHOULD keep the client_id)", UDAP_REG),
     ("UDAP-MOD-04", S, "grant_types [] cancels the registration; the client_id then stops working", UDAP_REG),
     # UDAP token
     ("UDAP-TOK-01", S, "an x5c client assertion of a registered client gets a Bearer token", UDAP_B2B),

@@ -44,9 +44,11 @@ def parse_scope(text: str) -> SmartScope | None:
     return SmartScope(context, resource, frozenset(suffix), False, text)
 
 
-def split_scopes(value: str | None) -> list[str]:
-    """RFC 6749 §3.3: scope is space-delimited."""
-    return [s for s in (value or "").split(" ") if s]
+def split_scopes(value: object) -> list[str]:
+    """RFC 6749 §3.3: scope is a space-delimited string (anything else holds no scope)."""
+    if not isinstance(value, str):
+        return []
+    return [s for s in value.split(" ") if s]
 
 
 def permits(scope_value: str, resource: str, perm: str) -> bool:
@@ -61,3 +63,16 @@ def permits(scope_value: str, resource: str, perm: str) -> bool:
 def is_v2(text: str) -> bool:
     scope = parse_scope(text)
     return scope is not None and not scope.v1
+
+
+def beyond(granted: list[str], requested: list[str]) -> list[str]:
+    """Granted scopes the request does not cover: neither echoed exactly nor implied by a requested SMART scope."""
+    asked = [s for s in (parse_scope(t) for t in requested) if s]
+    outside = []
+    for text in granted:
+        if text in requested:
+            continue
+        scope = parse_scope(text)
+        if scope is None or not any(a.covers(scope) for a in asked):
+            outside.append(text)
+    return outside

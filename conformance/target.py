@@ -61,19 +61,35 @@ class Target:
 
 
 def observe_secrets(redactor: Redactor, exchange: Exchange) -> None:
-    """Teach the redactor every token value a response hands out."""
-    body = exchange.json_object()
-    if body:
-        for name in SECRET_RESPONSE_FIELDS:
-            value = body.get(name)
-            if isinstance(value, str):
-                redactor.add_secret(value)
+    """Teach the redactor every token value a response hands out (JSON, BOM-prefixed JSON or a form)."""
+    from urllib.parse import parse_qsl
+
+    body: dict[str, Any] = exchange.json_object() or {}
+    if not body and b"=" in exchange.response_body[:4096]:
+        try:
+            body = dict(parse_qsl(exchange.response_body.decode("utf-8", errors="replace").strip()))
+        except ValueError:
+            body = {}
+    for name in SECRET_RESPONSE_FIELDS:
+        value = body.get(name)
+        if isinstance(value, str):
+            redactor.add_secret(value)
+    if exchange.media_type == "application/jwt":
+        redactor.add_secret(exchange.text.strip())
 
 
 def make_redactor(config: TargetConfig, extra_keys: Sequence[ClientKey] = ()) -> Redactor:
+    from conformance.oauth import basic_authorization
+
     redactor = Redactor(extra_secret_headers=config.secret_headers)
     redactor.add_secret(config.client_secret)
     redactor.add_secret(config.special_client_secret)
+    for client, secret in (
+        (config.client_id, config.client_secret),
+        (config.special_client_id, config.special_client_secret),
+    ):
+        if client and secret:
+            redactor.add_secret(basic_authorization(client, secret).split(" ", 1)[1])
     for key in [*config.keys, *extra_keys]:
         for secret in key.secret_strings():
             redactor.add_secret(secret)
@@ -81,7 +97,7 @@ def make_redactor(config: TargetConfig, extra_keys: Sequence[ClientKey] = ()) ->
         for certified in [config.udap.client, *config.udap.fixtures.values()]:
             redactor.add_secret(certified.private_key_pem().decode())
     for name, value in config.headers.items():
-        if name.lower() in {h.lower() for h in config.secret_headers}:
+        if redactor.is_secret_header(name):
             redactor.add_secret(value)
     return redactor
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import urljoin
 
 import pytest
 
@@ -73,11 +72,11 @@ def udap_endpoints(
         and isinstance(metadata.get("token_endpoint"), str)
     ):
         # Lenient like a client: a relative URL is resolved (the discovery checks still report it).
-        return (
-            urljoin(base, metadata["registration_endpoint"]),
-            urljoin(base, metadata["token_endpoint"]),
-            "/.well-known/udap",
-        )
+        register = discovery.resolve(base, metadata["registration_endpoint"])
+        token = discovery.resolve(base, metadata["token_endpoint"])
+        expect.precondition(register and token, "the UDAP metadata's endpoint URLs are unusable")
+        assert register is not None and token is not None
+        return register, token, "/.well-known/udap"
     found = carequality_endpoints
     expect.precondition(found and found.complete, "no UDAP registration and token endpoints were found")
     assert found is not None and found.register and found.token

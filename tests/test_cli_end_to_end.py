@@ -217,3 +217,74 @@ def test_run_certifies_every_profile_of_the_embedded_server(profile: str, tmp_pa
     results = json.loads((tmp_path / "out/results.json").read_text())["checks"]
     assert results and {r["outcome"] for r in results} == {"pass"}
     assert len(list((tmp_path / "out/allure-results").glob("*-result.json"))) == len(results)
+
+
+def test_user_mistakes_exit_2_without_a_traceback(tmp_path: Path) -> None:
+    (tmp_path / "bundle.pem").write_text("not a certificate")
+    (tmp_path / "secret-dir").mkdir()
+    (tmp_path / "a-file").write_text("x")
+    proc = conformance("run", "--fault", "no-such-fault", cwd=tmp_path)
+    assert proc.returncode == 2 and "unknown fault(s): no-such-fault" in proc.stderr and "Traceback" not in proc.stderr
+    (tmp_path / "t.toml").write_text('[target]\nbase_url = "https://x.example"\n[http]\nca_bundle = "bundle.pem"\n')
+    proc = conformance("run", "--config", "t.toml", cwd=tmp_path)
+    assert proc.returncode == 2 and "not a PEM CA bundle" in proc.stderr and "http.ca_bundle in t.toml" in proc.stderr
+    (tmp_path / "s.toml").write_text(
+        '[target]\nbase_url = "https://x.example"\nprofile = "client-secret"\n[auth]\nclient_id = "c"\nclient_secret_file = "secret-dir"\n'
+    )
+    proc = conformance("run", "--config", "s.toml", cwd=tmp_path)
+    assert proc.returncode == 2 and "cannot be read" in proc.stderr and "Traceback" not in proc.stderr
+    proc = conformance("keys", "generate", "a-file/sub", cwd=tmp_path)
+    assert proc.returncode == 2 and "cannot write keys" in proc.stderr
+
+
+def test_a_target_serving_odd_json_gets_failures_not_harness_errors(tmp_path: Path, keys_dir: Path) -> None:
+    import http.server
+    import threading
+
+    documents = {
+        "/fhir/metadata": {"resourceType": "CapabilityStatement", "format": 3, "rest": "x", "status": "active"},
+        "/fhir/.well-known/smart-configuration": {
+            "token_endpoint": "http://[::1/token",
+            "capabilities": 5,
+            "scopes_supported": 7,
+            "grant_types_supported": "client_credentials",
+        },
+    }
+
+    class Odd(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            body = json.dumps(documents.get(self.path.split("?")[0], {"resourceType": "OperationOutcome"})).encode()
+            self.send_response(200 if self.path.split("?")[0] in documents else 404)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            return
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Odd)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        proc = conformance(
+            "run",
+            "-q",
+            "--reports",
+            "out",
+            "--target-url",
+            f"http://127.0.0.1:{server.server_address[1]}/fhir",
+            "--client-id",
+            "c",
+            "--private-key",
+            str(keys_dir / "client-rs384.pem"),
+            "--patient-id",
+            "p",
+            cwd=tmp_path,
+        )
+    finally:
+        server.shutdown()
+    results = json.loads((tmp_path / "out/results.json").read_text())["checks"]
+    assert proc.returncode == 1
+    assert not [r["check"] for r in results if r["outcome"] == "broken"], proc.stdout[-3000:]
+    assert "Traceback" not in proc.stdout
+    assert any(r["outcome"] == "fail" for r in results)

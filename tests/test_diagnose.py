@@ -56,7 +56,7 @@ def test_clock_skew_of_ten_minutes_is_named(tmp_path: Path) -> None:
         proc = conformance("diagnose", "--config", str(config), cwd=tmp_path, env={"DIAG_SECRET": SECRET})
     finally:
         server.stop()
-    assert proc.returncode == 1
+    assert proc.returncode == 0, "a skewed clock does not stop Basic authentication"
     first_line = next(line for line in proc.stdout.splitlines() if line.startswith("1. "))
     assert "clock" in first_line and "ahead of this machine's" in first_line
     seconds = int(first_line.split("is ")[1].split(" s ")[0])
@@ -114,3 +114,17 @@ def test_tenant_mismatch_between_token_url_and_fhir_base(tmp_path: Path) -> None
         server.stop()
     codes = [f["code"] for f in json.loads(proc.stdout)["findings"]]
     assert "tenant-mismatch" in codes and "token-url-differs" in codes
+
+
+def test_an_unreachable_server_is_named_as_such(tmp_path: Path) -> None:
+    from tests.test_cli_end_to_end import free_port
+
+    (tmp_path / "target.toml").write_text(
+        f'[target]\nbase_url = "http://127.0.0.1:{free_port()}/r4/t"\nprofile = "client-secret"\n'
+        '[auth]\nclient_id = "c"\nclient_secret_env = "DIAG_SECRET"\n'
+    )
+    proc = conformance("diagnose", "--config", "target.toml", "--json", cwd=tmp_path, env={"DIAG_SECRET": SECRET})
+    assert proc.returncode == 1
+    first = json.loads(proc.stdout)["findings"][0]
+    assert first["code"] == "target-unreachable"
+    assert "connection refused" in first["explanation"]

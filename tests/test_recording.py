@@ -122,3 +122,38 @@ def test_the_test_suite_refuses_non_loopback_connections() -> None:
 
     with socket.socket() as sock, pytest.raises(OSError, match="only connect to loopback"):
         sock.connect(("192.0.2.1", 80))
+
+
+def test_cross_origin_redirects_carry_only_harmless_headers(httpx_mock: HTTPXMock) -> None:
+    httpx_mock.add_response(
+        url="https://fhir.example/a", status_code=302, headers={"Location": "https://other.example/b"}
+    )
+    httpx_mock.add_response(url="https://other.example/b", json={})
+    HttpRecorder(extra_headers={"X-Api-Key": "gateway-key"}).request(
+        "GET", "https://fhir.example/a", purpose="read", headers={"Accept": "application/json"}
+    )
+    forwarded = httpx_mock.get_requests()[1].headers
+    assert "x-api-key" not in forwarded and forwarded["accept"] == "application/json"
+
+
+def test_a_redirect_is_not_followed_when_the_query_holds_credentials(httpx_mock: HTTPXMock) -> None:
+    httpx_mock.add_response(
+        url="https://as.example/token?client_assertion=abc",
+        status_code=302,
+        headers={"Location": "https://evil.example/"},
+    )
+    exchange = HttpRecorder().request("GET", "https://as.example/token?client_assertion=abc", purpose="t")
+    assert exchange.error is not None and "carries credentials" in exchange.error
+    assert len(httpx_mock.get_requests()) == 1
+
+
+def test_an_invalid_url_is_an_error_not_an_exception() -> None:
+    exchange = HttpRecorder().request("GET", "http://127.0.0.1:1/\x00bad", purpose="read")
+    assert exchange.status is None and exchange.error is not None
+
+
+def test_unusable_advertised_urls_resolve_to_none() -> None:
+    from conformance.discovery import resolve
+
+    assert resolve("https://fhir.example/r4", "http://[::1/token") is None
+    assert resolve("https://fhir.example/r4", "/token") == "https://fhir.example/token"

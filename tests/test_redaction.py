@@ -91,3 +91,64 @@ def test_rendered_evidence_and_curl_are_redacted() -> None:
         assert "issued-token-0001" not in text
         assert "c2VjcmV0" not in text
     assert "--data-urlencode grant_type=client_credentials" in curl_command(exchange, redactor)
+
+
+def test_tokens_in_form_encoded_or_bom_prefixed_responses_are_learned() -> None:
+    from conformance.expect import describe
+    from conformance.redaction import activate
+    from conformance.target import observe_secrets
+
+    redactor = Redactor()
+    form = Exchange(
+        "t",
+        "POST",
+        "https://as/token",
+        [],
+        status=200,
+        response_headers=[("Content-Type", "application/x-www-form-urlencoded")],
+        response_body=b"access_token=FORM-TOKEN-123456&token_type=bearer",
+    )
+    bom = Exchange(
+        "t",
+        "POST",
+        "https://as/token",
+        [],
+        status=200,
+        response_headers=[("Content-Type", "application/json")],
+        response_body='\ufeff{"access_token": "BOM-TOKEN-123456"}'.encode(),
+    )
+    for exchange in (form, bom):
+        observe_secrets(redactor, exchange)
+    activate(redactor)
+    try:
+        shown = describe(form) + describe(bom) + render_response(bom, redactor)
+    finally:
+        activate(None)
+    assert "FORM-TOKEN-123456" not in shown and "BOM-TOKEN-123456" not in shown
+
+
+def test_basic_and_bearer_values_are_masked_in_free_text() -> None:
+    shown = Redactor().text(
+        "locals: ('Authorization', 'Basic ZGVtb2NsaWVudDpzM2NyM3Q=') then Bearer abcdef.ghijkl.mnopqr"
+    )
+    assert "ZGVtb2NsaWVudDpzM2NyM3Q=" not in shown and "mnopqr" not in shown
+    assert Redactor().text('WWW-Authenticate: Basic realm="tenant"') == 'WWW-Authenticate: Basic realm="tenant"'
+
+
+def test_jwts_with_whitespace_in_their_header_lose_their_signature() -> None:
+    import base64
+
+    head = base64.urlsafe_b64encode(b'{\n  "alg": "RS256"}').decode().rstrip("=")
+    token = f"{head}.eyJpc3MiOiJ4In0.c2lnbmF0dXJlLXZhbHVlLWhlcmU"
+    assert "c2lnbmF0dXJlLXZhbHVlLWhlcmU" not in Redactor().text(token)
+    assert (
+        Redactor().text("conformance.pytest_plugin.something_long_here")
+        == "conformance.pytest_plugin.something_long_here"
+    )
+
+
+def test_exchange_repr_holds_no_headers_or_bodies() -> None:
+    exchange = Exchange(
+        "t", "POST", "https://as/token", [("Authorization", "Basic c2VjcmV0")], request_body=b"client_secret=x"
+    )
+    assert "c2VjcmV0" not in repr(exchange) and "client_secret" not in repr(exchange)

@@ -20,7 +20,7 @@ from conformance.cases import answer_once
 from conformance.oauth import TokenGrant
 from conformance.outcomes import SpecWarning, note
 from conformance.recording import Exchange
-from conformance.scopes import split_scopes
+from conformance.scopes import beyond, split_scopes
 from conformance.target import Target
 
 pytestmark = pytest.mark.profiles("client-secret")
@@ -129,12 +129,12 @@ def test_granted_scope_is_stated_and_within_request(basic_grant: TokenGrant, tar
             actual=repr(basic_grant.scope),
             exchange=basic_grant.exchange,
         )
-    beyond = [s for s in granted if s not in target.config.scopes]
-    if beyond:
+    outside = beyond(granted, target.config.scopes)
+    if outside:
         expect.fail(
             "scopes were granted that were not requested",
             expected=f"within {target.config.scope}",
-            actual=" ".join(beyond),
+            actual=" ".join(outside),
             exchange=basic_grant.exchange,
         )
 
@@ -204,6 +204,7 @@ class Kit:
     token_url: str
     client_id: str
     secret: str
+    advertised_methods: list[str]
 
     def send(
         self,
@@ -233,6 +234,15 @@ class Case:
     codes: frozenset[str]
     statuses: frozenset[int] = frozenset({401})
     basic_challenge: bool = True
+
+
+def _client_secret_post(kit: Kit) -> Exchange:
+    expect.applicable("client_secret_post" not in kit.advertised_methods, "the server advertises client_secret_post")
+    return kit.send(
+        "token with client_secret_post",
+        omit_header=True,
+        form=[("client_id", kit.client_id), ("client_secret", kit.secret)],
+    )
 
 
 def _other_tenant(kit: Kit) -> Exchange:
@@ -291,11 +301,7 @@ CASES = [
         "client-secret-post",
         "SBS-BASIC-08",
         "client_id and client_secret in the body (not advertised)",
-        lambda kit: kit.send(
-            "token with client_secret_post",
-            omit_header=True,
-            form=[("client_id", kit.client_id), ("client_secret", kit.secret)],
-        ),
+        _client_secret_post,
         frozenset({"invalid_client"}),
         frozenset({400, 401}),
         basic_challenge=False,
@@ -322,8 +328,16 @@ CASES = [
 
 
 @pytest.fixture(scope="module")
-def kit(target: Target, token_url: str, client_id: str, client_secret: str, basic_grant: TokenGrant) -> Kit:
-    return Kit(target, token_url, client_id, client_secret)
+def kit(
+    target: Target,
+    token_url: str,
+    client_id: str,
+    client_secret: str,
+    basic_grant: TokenGrant,
+    smart_config_exchange: Exchange,
+) -> Kit:
+    methods = (smart_config_exchange.json_object() or {}).get("token_endpoint_auth_methods_supported")
+    return Kit(target, token_url, client_id, client_secret, methods if isinstance(methods, list) else [])
 
 
 @pytest.fixture(scope="module")
@@ -450,7 +464,7 @@ def fhir_answers(target: Target, basic_token: str, patient_id: str) -> dict[str,
     if target.config.other_tenant_base_url:
         answers["other-tenant"] = target.http.request(
             "GET",
-            f"{target.config.other_tenant_base_url}/Patient/{patient_id}",
+            f"{target.config.other_tenant_base_url}/Patient?_count=1",
             purpose="read another tenant with this tenant's token",
             headers={"Accept": "application/fhir+json", **bearer},
         )
@@ -461,14 +475,22 @@ def fhir_answers(target: Target, basic_token: str, patient_id: str) -> dict[str,
 def test_token_cannot_read_another_tenant(fhir_answers: dict[str, Exchange]) -> None:
     expect.applicable("other-tenant" in fhir_answers, "no second tenant is configured (target.other_tenant_base_url)")
     exchange = expect.answered(fhir_answers["other-tenant"])
-    if exchange.status == 200:
+    expect.no_server_error(exchange, "a read of another tenant")
+    entries = (exchange.json_object() or {}).get("entry")
+    if exchange.status == 200 and entries:
         expect.fail(
             "a token of one tenant read another tenant's data",
             expected="401 or 403",
             actual=expect.describe(exchange, 120),
             exchange=exchange,
         )
-    expect.status(exchange, {401, 403, 404}, "another tenant's data must be refused")
+    if exchange.status not in (401, 403):
+        raise SpecWarning(
+            "inconclusive: the other tenant answered without data but did not refuse the token",
+            expected="401 or 403",
+            actual=expect.describe(exchange, 120),
+            exchange=exchange,
+        )
 
 
 @pytest.mark.requirement("SBS-FMT-04C")

@@ -59,7 +59,7 @@ def test_capability_statement_has_required_elements(capability: dict[str, Any], 
             actual=f"fhirVersion {capability['fhirVersion']}",
             exchange=capability_exchange,
         )
-    modes = [r.get("mode") for r in capability.get("rest") or [] if isinstance(r, dict)]
+    modes = [r.get("mode") for r in expect.objects(capability.get("rest"))]
     if "server" not in modes:
         expect.fail(
             "the CapabilityStatement has no rest entry in server mode",
@@ -71,7 +71,7 @@ def test_capability_statement_has_required_elements(capability: dict[str, Any], 
 
 @pytest.mark.requirement("SBS-CAP-02")
 def test_format_declares_json(capability: dict[str, Any], capability_exchange: Exchange) -> None:
-    formats = capability.get("format") or []
+    formats = expect.items(capability.get("format"))
     if not any(f in ("json", "application/fhir+json", "application/json") for f in formats):
         expect.fail(
             "CapabilityStatement.format does not list JSON",
@@ -85,9 +85,9 @@ def test_format_declares_json(capability: dict[str, Any], capability_exchange: E
 def test_security_service_is_smart_on_fhir(capability: dict[str, Any], capability_exchange: Exchange) -> None:
     codings = [
         coding
-        for rest in capability.get("rest") or []
-        for service in (rest.get("security") or {}).get("service") or []
-        for coding in service.get("coding") or []
+        for rest in expect.objects(capability.get("rest"))
+        for service in expect.objects(expect.member(rest.get("security"), "service"))
+        for coding in expect.objects(service.get("coding"))
     ]
     smart = [c for c in codings if c.get("code") == "SMART-on-FHIR"]
     if not smart:
@@ -131,7 +131,7 @@ def test_oauth_uris_extension_is_well_formed(capability: dict[str, Any], capabil
                 actual=f"also {', '.join(values)}",
                 exchange=capability_exchange,
             )
-        for sub in extension.get("extension") or []:
+        for sub in expect.items(extension.get("extension")):
             if not isinstance(sub, dict) or set(sub) != {"url", "valueUri"}:
                 expect.fail(
                     "an oauth-uris sub-extension is not a url with a valueUri",

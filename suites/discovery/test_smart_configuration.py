@@ -7,7 +7,6 @@ grant; nothing here asks for what only app-launch servers need.
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import urljoin
 
 import pytest
 
@@ -141,7 +140,7 @@ def test_pkce_methods_never_include_plain(smart_config: dict[str, Any], smart_co
 
 @pytest.mark.requirement("SBS-DISC-10")
 def test_conditional_fields_are_present(smart_config: dict[str, Any], smart_config_exchange: Exchange) -> None:
-    capabilities = smart_config.get("capabilities") or []
+    capabilities = expect.items(smart_config.get("capabilities"))
     launches = [c for c in capabilities if c in ("launch-ehr", "launch-standalone")]
     if launches and not _absolute_https(smart_config.get("authorization_endpoint")):
         expect.fail(
@@ -168,7 +167,7 @@ def test_permission_capabilities_match_advertised_scopes(
 ) -> None:
     scopes = smart_config.get("scopes_supported")
     expect.precondition(isinstance(scopes, list), "scopes_supported is not an array")
-    capabilities = smart_config.get("capabilities") or []
+    capabilities = expect.items(smart_config.get("capabilities"))
     smart_scopes = [s for s in scopes if isinstance(s, str) and parse_scope(s)]
     wanted = set()
     if any(is_v2(s) for s in smart_scopes):
@@ -194,7 +193,7 @@ def test_token_url_agrees_with_capability_statement(
     assert uris is not None
     base = target.base_url.rstrip("/") + "/"
     advertised = smart_config.get("token_endpoint")
-    if not isinstance(advertised, str) or urljoin(base, uris["token"]) != urljoin(base, advertised):
+    if not isinstance(advertised, str) or discovery.resolve(base, uris["token"]) != discovery.resolve(base, advertised):
         expect.fail(
             "smart-configuration and the CapabilityStatement name different token URLs",
             expected=f"both {smart_config.get('token_endpoint')}",

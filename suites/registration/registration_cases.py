@@ -175,8 +175,8 @@ CASES: list[Case] = [
     Case(
         "expired-statement",
         "UDAP-REGERR-07",
-        "exp five minutes in the past",
-        lambda kit: kit.send("expired software statement", exp=_now() - 300, iat=_now() - 600),
+        "exp ten minutes in the past",
+        lambda kit: kit.send("expired software statement", exp=_now() - 600, iat=_now() - 900),
         frozenset({STATEMENT}),
     ),
     Case(

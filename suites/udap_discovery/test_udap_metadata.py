@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import urljoin
 
 import pytest
 
@@ -50,7 +49,7 @@ def test_versions_supported_is_1(udap_metadata: dict[str, Any], udap_metadata_ex
 def test_profiles_supported(udap_metadata: dict[str, Any], udap_metadata_exchange: Exchange) -> None:
     profiles = expect.string_array(udap_metadata, "udap_profiles_supported", udap_metadata_exchange)
     wanted = {"udap_dcr", "udap_authn"}
-    if "client_credentials" in (udap_metadata.get("grant_types_supported") or []):
+    if "client_credentials" in expect.items(udap_metadata.get("grant_types_supported")):
         wanted.add("udap_authz")
     missing = sorted(wanted - set(profiles))
     if missing:
@@ -64,7 +63,7 @@ def test_profiles_supported(udap_metadata: dict[str, Any], udap_metadata_exchang
 
 @pytest.mark.requirement("UDAP-DISC-06")
 def test_b2b_extension_is_supported(udap_metadata: dict[str, Any], udap_metadata_exchange: Exchange) -> None:
-    if "client_credentials" not in (udap_metadata.get("grant_types_supported") or []):
+    if "client_credentials" not in expect.items(udap_metadata.get("grant_types_supported")):
         expect.string_array(udap_metadata, "udap_authorization_extensions_supported", udap_metadata_exchange)
         return
     expect.array_contains(
@@ -80,7 +79,7 @@ def test_b2b_extension_is_supported(udap_metadata: dict[str, Any], udap_metadata
 def test_required_extensions_are_declared(
     udap_metadata: dict[str, Any], udap_metadata_exchange: Exchange, udap_config: UdapConfig
 ) -> None:
-    supported = udap_metadata.get("udap_authorization_extensions_supported") or []
+    supported = expect.items(udap_metadata.get("udap_authorization_extensions_supported"))
     expect.precondition(supported, "no authorization extensions are supported")
     required = expect.string_array(udap_metadata, "udap_authorization_extensions_required", udap_metadata_exchange)
     extra = sorted(set(required) - set(supported))
@@ -232,7 +231,7 @@ def test_capability_statement_agrees_with_metadata(
     assert uris is not None
     base = target.base_url.rstrip("/") + "/"
     for name, member in (("token", "token_endpoint"), ("register", "registration_endpoint")):
-        if name in uris and urljoin(base, uris[name]) != udap_metadata.get(member):
+        if name in uris and discovery.resolve(base, uris[name]) != udap_metadata.get(member):
             expect.fail(
                 f"the CapabilityStatement's {name} URL differs from the UDAP metadata",
                 expected=str(udap_metadata.get(member)),

@@ -97,8 +97,8 @@ def test_no_refresh_token(granted: TokenGrant) -> None:
 
 
 @pytest.fixture(scope="module")
-def patient_reads(target: Target, udap_access_token: str) -> tuple[Exchange, Exchange]:
-    patient = target.config.patient_id or "example"
+def patient_reads(target: Target, udap_access_token: str, patient_id: str) -> tuple[Exchange, Exchange]:
+    patient = patient_id
     url = f"{target.base_url}/Patient?_id={patient}"
     with_token = target.http.request(
         "GET",
@@ -137,6 +137,8 @@ class Kit:
     config: UdapConfig
     client_id: str
     token_url: str
+    required_extensions: list[str] | None = None
+    """udap_authorization_extensions_required from the metadata (None when there is no metadata)."""
 
     def b2b(self) -> dict[str, Any] | None:
         return b2b_for(self.target, self.client)
@@ -188,6 +190,14 @@ def _header_jwk(kit: Kit) -> Exchange:
 
     assertion = sign(kit.claims(), rogue, header={"jwk": rogue.public_jwk(), "kid": None}, alg="RS256")
     return kit.post(assertion, "assertion without x5c, signed by a key offered in a jwk header")
+
+
+def _b2b_missing(kit: Kit) -> Exchange:
+    expect.applicable(
+        kit.required_extensions is not None and "hl7-b2b" in kit.required_extensions,
+        "the metadata does not list hl7-b2b in udap_authorization_extensions_required",
+    )
+    return kit.send("assertion without extensions", extensions=None)
 
 
 def _wrong_assertion_type(kit: Kit) -> Exchange:
@@ -265,7 +275,7 @@ CASES: list[Case] = [
         "expired-assertion",
         "UDAP-TOK-11",
         "exp in the past",
-        lambda kit: kit.send("expired assertion", exp=_now() - 300, iat=_now() - 600),
+        lambda kit: kit.send("expired assertion", exp=_now() - 600, iat=_now() - 900),
     ),
     Case(
         "long-lived-assertion",
@@ -300,7 +310,7 @@ CASES: list[Case] = [
         "b2b-missing",
         "UDAP-B2B-03",
         "no hl7-b2b extension although the metadata requires it",
-        lambda kit: kit.send("assertion without extensions", extensions=None),
+        _b2b_missing,
         frozenset({"invalid_grant"}),
         profiles=("udap",),
     ),
@@ -355,8 +365,18 @@ def kit(
     udap_client_id: str,
     udap_token_url: str,
     udap_grant: TokenGrant,
+    udap_metadata_exchange: Exchange,
 ) -> Kit:
-    return Kit(target, udap_client, udap_config, udap_client_id, udap_token_url)
+    metadata = udap_metadata_exchange.json_object() if udap_metadata_exchange.status == 200 else None
+    required = metadata.get("udap_authorization_extensions_required") if metadata else None
+    return Kit(
+        target,
+        udap_client,
+        udap_config,
+        udap_client_id,
+        udap_token_url,
+        required if isinstance(required, list) else None,
+    )
 
 
 @pytest.fixture(scope="module")
