@@ -353,11 +353,7 @@ def _udap_preparer(directory: Path, settings: Any) -> Any:
     def prepare(bound: Any) -> None:
         try:
             if not (directory / "server-cert.pem").exists():
-                community = create_community(
-                    "https://client.example.org/conformance",
-                    [bound.fhir_base],
-                    other_client_uri="https://client.example.org/conformance/other",
-                )
+                community = create_community("https://client.example.org/conformance", [bound.fhir_base])
                 write_community(community, directory)
                 print(f"  made a test community in {directory}/ (client SAN https://client.example.org/conformance)")
             signer = load_certified_key(directory / "server-cert.pem", directory / "server-key.pem")
@@ -467,7 +463,7 @@ def command_pki(args: argparse.Namespace, parser: argparse.ArgumentParser) -> in
         return EXIT_USAGE
     servers = args.server_uri or ["http://127.0.0.1:8080/fhir"]
     try:
-        community = create_community(args.client_uri, servers, other_client_uri=args.client_uri.rstrip("/") + "/other")
+        community = create_community(args.client_uri, servers)
         written = write_community(community, args.directory)
     except PkiError as exc:
         raise UsageError(str(exc)) from None

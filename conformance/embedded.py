@@ -119,7 +119,6 @@ def start_embedded(
         jwks_client=jwks_client,
         attacker_key=keys["attacker-rs384"],
         attacker_host=jwks_host,
-        embedded_server=server,
     )
     target.closers += [server.stop, jwks_host.close]
     return target
@@ -166,7 +165,7 @@ def start_embedded_udap(
     redactor = make_redactor(config)
     for certified in members.values():
         redactor.add_secret(certified.private_key_pem().decode())
-    target = Target(config=config, http=make_http(config, redactor), redactor=redactor, embedded_server=server)
+    target = Target(config=config, http=make_http(config, redactor), redactor=redactor)
     target.closers.append(server.stop)
     return target
 
@@ -220,6 +219,6 @@ def start_embedded_client_secret(
 def target_for(server: MockServer, config: TargetConfig) -> Target:
     """The run's Target for an embedded server: its HTTP client, redactor, and who stops the server."""
     redactor = make_redactor(config)
-    target = Target(config=config, http=make_http(config, redactor), redactor=redactor, embedded_server=server)
+    target = Target(config=config, http=make_http(config, redactor), redactor=redactor)
     target.closers.append(server.stop)
     return target

@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from conformance.config import UdapConfig
-from conformance.pki import CertifiedKey, create_community, issue, load_certified_key
+from conformance.pki import CertifiedKey, create_community, issue, load_certified_key, write_pem
 
 CLIENT_URI = "https://conformance.example.org/client"
 COMMUNITY = "urn:conformance:test-community"
@@ -20,17 +20,15 @@ MEMBERS = ("root", "intermediate", "client", "other", "lifecycle", "expired", "u
 def _save(directory: Path, members: dict[str, CertifiedKey]) -> None:
     directory.mkdir(parents=True, exist_ok=True)
     for name, certified in members.items():
-        (directory / f"{name}-cert.pem").write_bytes(certified.certificate_pem())
-        key = directory / f"{name}-key.pem"
-        key.write_bytes(certified.private_key_pem())
-        key.chmod(0o600)
+        write_pem(directory / f"{name}-cert.pem", certified.certificate_pem(), secret=False, overwrite=True)
+        write_pem(directory / f"{name}-key.pem", certified.private_key_pem(), secret=True, overwrite=True)
 
 
 def community(directory: Path | None = None) -> dict[str, CertifiedKey]:
     """The test community's members, loaded from `directory` when all are there, else made (and saved)."""
     if directory is not None and all((directory / f"{m}-cert.pem").exists() for m in MEMBERS):
         return {m: load_certified_key(directory / f"{m}-cert.pem", directory / f"{m}-key.pem") for m in MEMBERS}
-    pki = create_community(CLIENT_URI, ["http://127.0.0.1/fhir"], other_client_uri=f"{CLIENT_URI}/other")
+    pki = create_community(CLIENT_URI, ["http://127.0.0.1/fhir"])
     members = {
         "root": pki.root,
         "intermediate": pki.intermediate,

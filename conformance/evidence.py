@@ -72,15 +72,3 @@ def form_pairs(body: bytes) -> list[tuple[str, str]] | None:
         return parse_qsl(body.decode("utf-8"), keep_blank_values=True, strict_parsing=True)
     except (ValueError, UnicodeDecodeError):
         return None
-
-
-def summarize_response(exchange: Exchange, redactor: Redactor, limit: int = 300) -> str:
-    """One line saying what came back, for failure messages."""
-    if exchange.status is None:
-        return f"no response ({redactor.text(exchange.error or 'unknown error')})"
-    body = redactor.body(exchange.response_body, exchange.response_header("content-type"))
-    body = " ".join(body.split())
-    if len(body) > limit:
-        body = body[:limit] + "…"
-    media = exchange.response_header("content-type") or "no Content-Type"
-    return f"HTTP {exchange.status} ({media}) {body}".rstrip()

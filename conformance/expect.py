@@ -109,6 +109,12 @@ def field(body: dict[str, Any], name: str, exchange: Exchange, title: str) -> An
     return body[name]
 
 
+def no_member(exchange: Exchange, name: str, title: str, expected: str) -> None:
+    """Fail when the response's JSON object has `name` (a refresh_token where none may be issued)."""
+    if name in (exchange.json_object() or {}):
+        fail(title, expected=expected, actual=f"{name} present", exchange=exchange)
+
+
 def short_json(value: Any, limit: int = 200) -> str:
     text = json.dumps(value, ensure_ascii=False)
     return text if len(text) <= limit else text[:limit] + "…"
@@ -133,6 +139,15 @@ def array_contains(document: dict[str, Any], member: str, wanted: str, exchange:
     if wanted not in values:
         fail(title, expected=f'"{wanted}" in {member}', actual=repr(values), exchange=exchange)
     return values
+
+
+def document(exchange: Exchange, what: str, resource_type: str | None = None) -> dict[str, Any]:
+    """The body of a 200 as a JSON object (of `resource_type`), or a precondition failure naming `what`."""
+    answered(exchange)
+    body = exchange.json_object() if exchange.status == 200 else None
+    if body is None or (resource_type is not None and body.get("resourceType") != resource_type):
+        raise PreconditionFailed(f"could not read {what}")
+    return body
 
 
 def items(value: Any) -> list[Any]:

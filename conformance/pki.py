@@ -234,7 +234,6 @@ def create_community(
     client_uri: str,
     server_uris: list[str],
     *,
-    other_client_uri: str | None = None,
     name: str = "Conformance Test Community",
     key_size: int = 2048,
 ) -> CommunityPki:
@@ -304,7 +303,7 @@ def create_community(
         intermediate,
         common_name="Conformance Test Other Client",
         organization=name,
-        san_uris=[other_client_uri or client_uri.rstrip("/") + "/other"],
+        san_uris=[client_uri.rstrip("/") + "/other"],
         key=new_key(),
     )
     return CommunityPki(
@@ -358,18 +357,22 @@ def write_community(pki: CommunityPki, directory: Path) -> list[Path]:
         raise PkiError(f"cannot create {directory}: {exc.strerror}") from None
     written: list[Path] = []
     for name, content, secret in files:
-        path = directory / name
-        mode = 0o600 if secret else 0o644
-        try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(content)
-            if secret:
-                path.chmod(0o600)
-        except OSError as exc:
-            raise PkiError(f"cannot write {path}: {exc.strerror}") from None
-        written.append(path)
+        write_pem(directory / name, content, secret=secret)
+        written.append(directory / name)
     return written
+
+
+def write_pem(path: Path, content: bytes, *, secret: bool, overwrite: bool = False) -> None:
+    """Write one PEM file; a private key is created 0o600, so it is never readable by others, not even briefly."""
+    flags = os.O_WRONLY | os.O_CREAT | (os.O_TRUNC if overwrite else os.O_EXCL)
+    try:
+        fd = os.open(path, flags, 0o600 if secret else 0o644)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(content)
+        if secret:
+            path.chmod(0o600)  # an existing file (overwrite) keeps its old mode otherwise
+    except OSError as exc:
+        raise PkiError(f"cannot write {path}: {exc.strerror}") from None
 
 
 def _read(path: Path, what: str) -> bytes:

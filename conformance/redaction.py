@@ -40,23 +40,21 @@ class Redactor:
 
     def __init__(self, extra_secret_headers: Iterable[str] = ()) -> None:
         self._secrets: set[str] = set()
+        self._longest_first: list[str] = []
         self._secret_headers = SECRET_HEADERS | {h.lower() for h in extra_secret_headers}
 
     def add_secret(self, value: str | None) -> None:
         """Remember a value that must never be shown (values under 4 characters would mask too much)."""
-        if value and len(value) >= 4:
+        if value and len(value) >= 4 and value not in self._secrets:
             self._secrets.add(value)
+            self._longest_first = sorted(self._secrets, key=len, reverse=True)
 
     def is_secret_header(self, name: str) -> bool:
         return name.lower() in self._secret_headers
 
-    @property
-    def secret_count(self) -> int:
-        return len(self._secrets)
-
     def text(self, value: str) -> str:
         """Mask known secrets, JWT signatures and PEM private keys in free text."""
-        for secret in sorted(self._secrets, key=len, reverse=True):
+        for secret in self._longest_first:
             if secret in value:
                 value = value.replace(secret, MASK)
         value = _PEM_PRIVATE_RE.sub(f"-----BEGIN PRIVATE KEY-----{MASK}-----END PRIVATE KEY-----", value)

@@ -47,7 +47,6 @@ class Target:
     attacker_key: ClientKey | None = None
     attacker_host: JwksHost | None = None
     closers: list[Any] = field(default_factory=list)
-    embedded_server: Any = None
 
     @property
     def base_url(self) -> str:

@@ -35,14 +35,9 @@ def capability_exchange(target: Target) -> Exchange:
 @pytest.fixture(scope="session")
 def capability(capability_exchange: Exchange) -> dict[str, Any]:
     """The parsed CapabilityStatement (checks that need it skip when it is missing)."""
-    expect.answered(capability_exchange)
-    body = capability_exchange.json_object() if capability_exchange.status == 200 else None
-    expect.precondition(
-        body is not None and body.get("resourceType") == "CapabilityStatement",
-        "no CapabilityStatement could be read from /metadata (see the discovery checks)",
+    return expect.document(
+        capability_exchange, "a CapabilityStatement from /metadata (see the discovery checks)", "CapabilityStatement"
     )
-    assert body is not None
-    return body
 
 
 @pytest.fixture(scope="session")
@@ -52,11 +47,7 @@ def smart_config_exchange(target: Target) -> Exchange:
 
 @pytest.fixture(scope="session")
 def smart_config(smart_config_exchange: Exchange) -> dict[str, Any]:
-    expect.answered(smart_config_exchange)
-    body = smart_config_exchange.json_object() if smart_config_exchange.status == 200 else None
-    expect.precondition(body is not None, "no smart-configuration JSON object could be read")
-    assert body is not None
-    return body
+    return expect.document(smart_config_exchange, "a JSON object from /.well-known/smart-configuration")
 
 
 @pytest.fixture(scope="session")

@@ -38,11 +38,7 @@ def udap_metadata_exchange(target: Target) -> Exchange:
 
 @pytest.fixture(scope="session")
 def udap_metadata(udap_metadata_exchange: Exchange) -> dict[str, Any]:
-    expect.answered(udap_metadata_exchange)
-    body = udap_metadata_exchange.json_object() if udap_metadata_exchange.status == 200 else None
-    expect.precondition(body is not None, "no UDAP metadata JSON object could be read from /.well-known/udap")
-    assert body is not None
-    return body
+    return expect.document(udap_metadata_exchange, "a UDAP metadata JSON object from /.well-known/udap")
 
 
 @pytest.fixture(scope="session")

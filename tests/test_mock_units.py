@@ -46,7 +46,7 @@ def test_scope_parsing_v1_and_v2() -> None:
     assert parse_scope("offline_access") is None
     assert parse_scope("system/Patient.read,system/Observation.read") is None
     wildcard = parse_scope("system/*.read")
-    assert wildcard is not None and wildcard.covers(v1)  # type: ignore[arg-type]
+    assert wildcard is not None and wildcard.covers(v1)
 
 
 def test_permits_reads_granted_scopes() -> None:

@@ -360,10 +360,12 @@ def test_load_pkcs12_reports_a_wrong_or_missing_password(pki: CommunityPki, tmp_
 
 def test_client_key_signs_a_jwt_pyjwt_verifies_with_the_certificate(pki: CommunityPki) -> None:
     key = pki.client.client_key()
+    public = pki.client.certificate.public_key()
+    assert isinstance(public, rsa.RSAPublicKey)
     assert key.alg == "RS256"
-    assert key.kid == jose.thumbprint(jose.public_jwk(pki.client.certificate.public_key()))
+    assert key.kid == jose.thumbprint(jose.public_jwk(public))
     token = jose.sign({"iss": CLIENT_URI, "sub": "client-1"}, key, header={"x5c": pki.client.x5c()})
-    claims = jwt.decode(token, pki.client.certificate.public_key(), algorithms=["RS256"])
+    claims = jwt.decode(token, public, algorithms=["RS256"])
     assert claims == {"iss": CLIENT_URI, "sub": "client-1"}
     header = jwt.get_unverified_header(token)
     assert header["alg"] == "RS256" and header["kid"] == key.kid

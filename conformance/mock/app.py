@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable
 from email.utils import formatdate
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
-from starlette.requests import Request
-from starlette.responses import Response
 from starlette.routing import BaseRoute, Mount, Route, Router
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -93,21 +90,9 @@ def ccde_routes(settings: MockSettings) -> list[BaseRoute]:
         Route(base + "/Consent/{id}/$authorize", ccde.authorize, methods=["POST"]),
         Route(base + "/Consent/{id}", ccde.revoke_consent, methods=["DELETE"]),
         Route(settings.token_path, ccde.token, methods=["GET", "POST"]),
-        Route(base + "/{type}/{id}", ccde_read("read"), methods=["GET"]),
-        Route(base + "/{type}", ccde_read("search"), methods=["GET"]),
+        Route(base + "/{type}/{id}", fhir.make_read(visible=ccde.visible), methods=["GET"]),
+        Route(base + "/{type}", fhir.make_search(visible=ccde.visible), methods=["GET"]),
     ]
-
-
-def ccde_read(kind: str) -> Callable[[Request], Awaitable[Response]]:
-    """FHIR reads limited to the token's one patient (the check needs the app's context)."""
-
-    async def endpoint(request: Request) -> Response:
-        ctx: MockContext = request.app.state.ctx
-        visible = ccde.visible(ctx)
-        handler = fhir.make_read(visible=visible) if kind == "read" else fhir.make_search(visible=visible)
-        return await handler(request)
-
-    return endpoint
 
 
 PROFILE_ROUTES = {

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import logging
 from typing import Any
 
 import jwt
@@ -22,7 +21,6 @@ from conformance.mock.errors import OAuthError, ServerCrash
 from conformance.mock.store import Client
 
 ALLOWED_ALGS = ("RS384", "ES384")
-log = logging.getLogger("conformance.mock")
 
 
 def _invalid_client(description: str) -> OAuthError:

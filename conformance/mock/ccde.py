@@ -270,18 +270,14 @@ async def token(request: Request) -> Response:
         return oauth_error_response(ctx, err)
 
 
-def visible(ctx: MockContext) -> Any:
-    """A CCDE token sees its one patient, while its authorization and consent last."""
-
-    def check(token: AccessToken | None, resource: dict[str, Any]) -> bool:
-        if token is None or ctx.fault("ccde-token-any-patient"):
-            return True
-        patient = token.extra.get("patient")
-        if resource["resourceType"] == "Patient":
-            return bool(resource["id"] == patient)
-        return bool(resource.get("subject", {}).get("reference") == f"Patient/{patient}")
-
-    return check
+def visible(ctx: MockContext, token: AccessToken | None, resource: dict[str, Any]) -> bool:
+    """A CCDE token sees its one patient (and that patient's data)."""
+    if token is None or ctx.fault("ccde-token-any-patient"):
+        return True
+    patient = token.extra.get("patient")
+    if resource["resourceType"] == "Patient":
+        return bool(resource["id"] == patient)
+    return bool(resource.get("subject", {}).get("reference") == f"Patient/{patient}")
 
 
 def still_authorized(ctx: MockContext, token: AccessToken) -> bool:

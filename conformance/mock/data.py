@@ -77,4 +77,3 @@ KNOWN_RESOURCE_TYPES = frozenset(
         "MedicationRequest",
     }
 )
-SERVED_TYPES = ("Patient", "Observation")

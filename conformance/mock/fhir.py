@@ -143,7 +143,8 @@ def _bundle(ctx: MockContext, request: Request, entries: list[dict[str, Any]]) -
     }
 
 
-Visibility = Callable[[AccessToken | None, dict[str, Any]], bool]
+Visibility = Callable[[MockContext, AccessToken | None, dict[str, Any]], bool]
+"""Whether a token may see a resource (a profile narrows what the shared handlers serve)."""
 
 
 @dataclass
@@ -183,7 +184,7 @@ def make_read(*, require_explicit_json: bool = False, visible: Visibility | None
             return granted
         ctx, rid = granted.ctx, request.path_params["id"]
         resource = granted.resources.get(rid)
-        if resource is None or (visible is not None and not visible(granted.token, resource)):
+        if resource is None or (visible is not None and not visible(ctx, granted.token, resource)):
             return error_response(ctx, 404, "not-found", f"{granted.resource_type}/{rid} is not known")
         return fhir_response(ctx, resource, granted.choice)
 
@@ -208,7 +209,7 @@ def make_search(*, require_explicit_json: bool = False, visible: Visibility | No
         elif resource_type != "Patient" and "_id" not in params:
             return error_response(ctx, 400, "required", f"searching {resource_type} needs patient or _id")
         if visible is not None:
-            matches = [r for r in matches if visible(granted.token, r)]
+            matches = [r for r in matches if visible(ctx, granted.token, r)]
         return fhir_response(ctx, _bundle(ctx, request, matches), choice)
 
     return search

@@ -30,7 +30,6 @@ from conformance.pki import CertifiedKey, PkiError, certificates_from_x5c, verif
 JWT_ALGS = ("RS256", "RS384", "ES256", "ES384")
 SUPPORTED_SCOPES = ["system/Patient.read", "system/Observation.read", "system/Patient.rs", "system/Observation.rs"]
 MAX_STATEMENT_LIFETIME = 300
-CLIENT_METADATA = ("client_name", "grant_types", "token_endpoint_auth_method", "scope", "contacts")
 
 
 @dataclass
@@ -167,8 +166,8 @@ def _metadata_error(description: str) -> RegistrationError:
 
 def verified_certificate(
     ctx: MockContext, token: str, *, allowed_algs: tuple[str, ...], what: str, trust_fault: str
-) -> tuple[dict[str, Any], dict[str, Any], CertifiedKey | None, list[Any]]:
-    """Header, claims and the x5c certificates of a signed JWT, once its signature verifies with the x5c leaf.
+) -> tuple[dict[str, Any], list[Any]]:
+    """Claims and x5c certificates of a signed JWT, once its signature verifies with the x5c leaf.
 
     Raises ValueError (structure/signature, message for the client) or PkiError (trust).
     """
@@ -184,7 +183,7 @@ def verified_certificate(
         raise ValueError(f"the {what} alg {alg!r} is not accepted; use one of {', '.join(allowed_algs)}")
     if "x5c" not in header:
         if ctx.fault("register-x5c-optional"):
-            return header, claims, None, []
+            return claims, []
         raise ValueError(f"the {what} has no x5c header")
     try:
         certificates = (
@@ -202,7 +201,7 @@ def verified_certificate(
             raise ValueError(f"the {what} signature does not verify with the x5c certificate") from None
     if not ctx.fault(trust_fault):
         verify_chain(leaf, certificates[1:], _udap(ctx).anchors, at=_as_datetime(ctx.now()))
-    return header, claims, None, certificates
+    return claims, certificates
 
 
 def _verify_hmac_with_certificate(token: str, leaf: Any, what: str) -> None:
@@ -358,7 +357,7 @@ async def _register(ctx: MockContext, request: Request) -> Response:
     if not isinstance(statement, str) or not statement:
         raise _metadata_error("software_statement is required")
     try:
-        _, claims, _, certificates = verified_certificate(
+        claims, certificates = verified_certificate(
             ctx, statement, allowed_algs=JWT_ALGS, what="software statement", trust_fault="accept-untrusted-chain"
         )
     except PkiError as exc:
@@ -435,14 +434,14 @@ def authenticate_udap(ctx: MockContext, form: dict[str, str]) -> Client:
             raise ServerCrash("no assertion")
         raise _invalid_client("client_assertion is required")
     try:
-        _header, claims, _, certificates = verified_certificate(
+        claims, certificates = verified_certificate(
             ctx, assertion, allowed_algs=JWT_ALGS, what="client assertion", trust_fault="token-accept-untrusted-cert"
         )
     except PkiError as exc:
         raise _invalid_client(f"the client certificate is not trusted: {exc}") from None
     except ValueError as exc:
         if "x5c" in str(exc) and ctx.fault("token-trust-header-jwk"):
-            return _client_by_header_jwk(ctx, assertion, header_claims(assertion))
+            return _client_by_header_jwk(ctx, assertion)
         raise _invalid_client(str(exc)) from None
     iss, sub = claims.get("iss"), claims.get("sub")
     if not isinstance(iss, str) or (iss != sub and not ctx.fault("ignore-iss-sub-mismatch")):
@@ -484,13 +483,9 @@ def authenticate_udap(ctx: MockContext, form: dict[str, str]) -> Client:
     return client
 
 
-def header_claims(token: str) -> dict[str, Any]:
-    return decode_unverified(token)[1]
-
-
-def _client_by_header_jwk(ctx: MockContext, assertion: str, claims: dict[str, Any]) -> Client:
+def _client_by_header_jwk(ctx: MockContext, assertion: str) -> Client:
     """The fault 'token-trust-header-jwk': verify with a jwk from the attacker-controlled header."""
-    header, _ = decode_unverified(assertion)
+    header, claims = decode_unverified(assertion)
     jwk_value = header.get("jwk")
     if not isinstance(jwk_value, dict):
         raise _invalid_client("no x5c and no jwk")

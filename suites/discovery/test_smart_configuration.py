@@ -165,10 +165,11 @@ def test_conditional_fields_are_present(smart_config: dict[str, Any], smart_conf
 def test_permission_capabilities_match_advertised_scopes(
     smart_config: dict[str, Any], smart_config_exchange: Exchange
 ) -> None:
-    scopes = smart_config.get("scopes_supported")
-    expect.precondition(isinstance(scopes, list), "scopes_supported is not an array")
+    expect.precondition(isinstance(smart_config.get("scopes_supported"), list), "scopes_supported is not an array")
     capabilities = expect.items(smart_config.get("capabilities"))
-    smart_scopes = [s for s in scopes if isinstance(s, str) and parse_scope(s)]
+    smart_scopes = [
+        s for s in expect.items(smart_config.get("scopes_supported")) if isinstance(s, str) and parse_scope(s)
+    ]
     wanted = set()
     if any(is_v2(s) for s in smart_scopes):
         wanted.add("permission-v2")

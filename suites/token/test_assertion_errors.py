@@ -26,7 +26,7 @@ OAUTH_CASES = [c for c in CASES if c.oauth_error]
 
 
 def _params(cases: list[Case], *, own_requirement: bool) -> list[object]:
-    params = []
+    params: list[object] = []
     for case in cases:
         marks = [pytest.mark.requirement(case.requirement, level=case.level)] if own_requirement else []
         params.append(pytest.param(case, id=case.id, marks=marks))

@@ -7,7 +7,7 @@ whole scenario is one fixture; each check reads one step of it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import pytest
 
@@ -29,7 +29,6 @@ class Rotation:
     new_key_after_rotation: Exchange
     duplicate_kid: Exchange
     jwks_down: Exchange
-    steps: list[Exchange] = field(default_factory=list)
 
 
 def _token(
