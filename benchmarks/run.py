@@ -20,7 +20,6 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-PROFILES = ("smart-backend", "udap", "cerner-carequality", "client-secret", "ccde")
 
 
 def timed(command: list[str], cwd: Path) -> tuple[float, int, str]:
@@ -37,7 +36,7 @@ def bench_run(profile: str, runs: int) -> list[str]:
         for _ in range(runs):
             before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
             seconds, code, output = timed(
-                [sys.executable, "-m", "conformance.cli", "run", "-q", "--profile", profile, "--reports", "r"],
+                [sys.executable, "-m", "conformance.runner.cli", "run", "-q", "--profile", profile, "--reports", "r"],
                 Path(tmp),
             )
             if code != 0:
@@ -55,9 +54,10 @@ def bench_run(profile: str, runs: int) -> list[str]:
 
 def bench_requests(count: int) -> list[str]:
     sys.path.insert(0, str(ROOT))
-    from conformance.embedded import CLIENT_ID, start_embedded
-    from conformance.jose import client_assertion
-    from conformance.oauth import assertion_form, post_token
+    from conformance.crypto.jose import client_assertion
+    from conformance.flows.oauth import assertion_form, post_token
+    from conformance.profiles.smart_backend import CLIENT_ID
+    from conformance.runner.embedded import start_embedded
 
     target = start_embedded()
     try:
@@ -96,7 +96,9 @@ def main() -> None:
     args = parser.parse_args()
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}")
     print("| what | figure |\n|---|---|")
-    rows = [row for profile in PROFILES for row in bench_run(profile, args.runs)] + bench_requests(200)
+    from conformance import profiles
+
+    rows = [row for profile in profiles.names() for row in bench_run(profile, args.runs)] + bench_requests(200)
     if not args.quick:
         rows += bench_matrix()
     print("\n".join(rows))

@@ -9,10 +9,11 @@ from typing import Any
 
 import pytest
 
-from conformance import discovery, expect, oauth
-from conformance.discovery import Endpoints
-from conformance.recording import Exchange
-from conformance.target import Target
+from conformance.checking import expect
+from conformance.core.recording import Exchange
+from conformance.flows import discovery, oauth
+from conformance.flows.discovery import Endpoints
+from conformance.flows.target import Target
 
 SIGNING_ALGS = ("RS384", "ES384")
 

@@ -6,12 +6,13 @@ from typing import Any
 
 import pytest
 
-from conformance import discovery, expect, oauth, udap
-from conformance.carequality import OVERRIDE_HEADER, CarequalityEndpoints, find_endpoints
-from conformance.config import UdapConfig
-from conformance.oauth import TokenGrant
-from conformance.recording import Exchange
-from conformance.target import Target
+from conformance.checking import expect
+from conformance.core.config import UdapConfig
+from conformance.core.recording import Exchange
+from conformance.flows import discovery, oauth, udap
+from conformance.flows.carequality import OVERRIDE_HEADER, CarequalityEndpoints, find_endpoints
+from conformance.flows.oauth import TokenGrant
+from conformance.flows.target import Target
 
 
 @pytest.fixture(scope="session")

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from conformance.embedded import embedded_keys
+from conformance.profiles.smart_backend import embedded_keys
 
 pytest_plugins = ["pytester"]
 

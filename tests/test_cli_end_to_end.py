@@ -12,14 +12,14 @@ from pathlib import Path
 
 import httpx
 
-from conformance.embedded import CLIENT_ID, CLIENT_SCOPES, embedded_keys
-from conformance.jose import jwks, load_key
+from conformance import profiles
+from conformance.crypto.jose import jwks, load_key
 from conformance.mock.server import MockServer
-from conformance.mock.settings import MockSettings
 from conformance.mock.store import Client
+from conformance.profiles.smart_backend import CLIENT_ID, CLIENT_SCOPES, embedded_keys
 from tests.conftest import ROOT
 
-CONFORMANCE = [sys.executable, "-m", "conformance.cli"]
+CONFORMANCE = [sys.executable, "-m", "conformance.runner.cli"]
 
 
 def conformance(
@@ -112,7 +112,7 @@ def test_reports_contain_no_secret(tmp_path: Path, keys_dir: Path) -> None:
     keys = embedded_keys(keys_dir)
     # As a user would: the kids are the RFC 7638 thumbprints the suite derives from the PEM files.
     loaded = {name: load_key(keys_dir / f"{name}.pem") for name in keys}
-    settings = MockSettings()
+    settings = profiles.DEFAULT.server_settings()
     with MockServer(settings) as server:
         main = [loaded["client-rs384"], loaded["client-es384"]]
         server.ctx.store.put_client(Client(CLIENT_ID, jwks=jwks(main), scopes=CLIENT_SCOPES))
@@ -196,7 +196,7 @@ def test_mock_command_rejects_an_unknown_fault(tmp_path: Path) -> None:
 
 
 def test_keys_generate_then_print_the_jwks_to_register(tmp_path: Path, capsys: object) -> None:
-    from conformance.cli import main
+    from conformance.runner.cli import main
 
     assert main(["keys", "generate", str(tmp_path / "k")]) == 0
     assert (tmp_path / "k/client-rs384.pem").stat().st_mode & 0o077 == 0

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from conformance.config import ConfigError, load_config
-from conformance.jose import generate_ec, generate_rsa
+from conformance.crypto.jose import generate_ec, generate_rsa
+from conformance.runner.configuration import ConfigError, load_config
 
 
 def write(path: Path, text: str) -> Path:
@@ -132,7 +132,7 @@ def test_smart_backend_target_needs_client_id_and_key() -> None:
 def test_jwk_keys_and_several_keys(tmp_path: Path) -> None:
     import json
 
-    from conformance.jose import private_jwk
+    from conformance.crypto.jose import private_jwk
 
     ec = generate_ec()
     jwk = {**private_jwk(ec.private_key), "kid": "my-ec"}

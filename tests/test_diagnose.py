@@ -5,19 +5,19 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from conformance.diagnose import diagnose
-from conformance.embedded import start_embedded
-from conformance.mock.cerner_system import TENANT_A
+from conformance import profiles
 from conformance.mock.server import MockServer
-from conformance.mock.settings import MockSettings
 from conformance.mock.store import Client
+from conformance.mock.systems.cerner_system import TENANT_A
+from conformance.runner.diagnose import diagnose
+from conformance.runner.embedded import start_embedded
 from tests.test_cli_end_to_end import conformance
 
 SECRET = "s3cret:with+special%chars"
 
 
 def _cerner(tmp_path: Path, **settings: object) -> tuple[MockServer, Path]:
-    server = MockServer(MockSettings(profile="cerner-system-account", **settings)).start()  # type: ignore[arg-type]
+    server = MockServer(profiles.get("cerner-system-account").server_settings(**settings)).start()  # type: ignore[arg-type]
     server.ctx.store.put_client(
         Client(
             "diag-client",

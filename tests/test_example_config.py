@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from conformance.config import load_config
-from conformance.jose import generate_ec, generate_rsa
+from conformance.crypto.jose import generate_ec, generate_rsa
+from conformance.runner.configuration import load_config
 from tests.conftest import ROOT
 
 

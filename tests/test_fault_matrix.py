@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from conformance.fault_coverage import coverage, run_profile
 from conformance.mock.faults import FAULTS
+from conformance.runner.fault_coverage import coverage, run_profile
 from tests.conftest import SUITES, SuiteWorker, run_suites
 
 KILLED = ("fail", "warning")

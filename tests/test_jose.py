@@ -9,7 +9,7 @@ from pathlib import Path
 import jwt
 import pytest
 
-from conformance.jose import (
+from conformance.crypto.jose import (
     KeyFileError,
     client_assertion,
     decode_unverified,

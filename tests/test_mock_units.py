@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from conformance.flows.scopes import parse_scope, permits
 from conformance.mock.faults import FAULTS, FaultSet, UnknownFault, pattern_matches
 from conformance.mock.negotiation import negotiate
-from conformance.scopes import parse_scope, permits
 
 
 @pytest.mark.parametrize(

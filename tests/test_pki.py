@@ -17,8 +17,8 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.serialization import pkcs12
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from conformance import jose
-from conformance.pki import (
+from conformance.crypto import jose
+from conformance.crypto.pki import (
     CertifiedKey,
     CommunityPki,
     PkiError,

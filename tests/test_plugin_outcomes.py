@@ -9,7 +9,7 @@ import pytest
 
 CHECKS = """
 import pytest
-from conformance.outcomes import CheckFailure, NoResponse, NotApplicable, PreconditionFailed, SpecWarning, note
+from conformance.core.outcomes import CheckFailure, NoResponse, NotApplicable, PreconditionFailed, SpecWarning, note
 
 @pytest.fixture(scope="session")
 def target():

@@ -6,8 +6,8 @@ import httpx
 import pytest
 from pytest_httpx import HTTPXMock
 
-from conformance.outcomes import NoResponse
-from conformance.recording import HttpRecorder, capturing
+from conformance.core.outcomes import NoResponse
+from conformance.core.recording import HttpRecorder, capturing
 
 
 def test_records_request_and_response(httpx_mock: HTTPXMock) -> None:
@@ -153,7 +153,7 @@ def test_an_invalid_url_is_an_error_not_an_exception() -> None:
 
 
 def test_unusable_advertised_urls_resolve_to_none() -> None:
-    from conformance.discovery import resolve
+    from conformance.flows.discovery import resolve
 
     assert resolve("https://fhir.example/r4", "http://[::1/token") is None
     assert resolve("https://fhir.example/r4", "/token") == "https://fhir.example/token"

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import json
 
-from conformance.evidence import curl_command, render_request, render_response
-from conformance.jose import client_assertion, generate_rsa, private_jwk
-from conformance.recording import Exchange
-from conformance.redaction import MASK, Redactor, mask_signature
+from conformance.checking.evidence import curl_command, render_request, render_response
+from conformance.core.recording import Exchange
+from conformance.core.redaction import MASK, Redactor, mask_signature
+from conformance.crypto.jose import client_assertion, generate_rsa, private_jwk
 
 
 def test_authorization_keeps_the_scheme_and_masks_the_value() -> None:
@@ -94,9 +94,9 @@ def test_rendered_evidence_and_curl_are_redacted() -> None:
 
 
 def test_tokens_in_form_encoded_or_bom_prefixed_responses_are_learned() -> None:
-    from conformance.expect import describe
-    from conformance.redaction import activate
-    from conformance.target import observe_secrets
+    from conformance.checking.expect import describe
+    from conformance.core.redaction import activate
+    from conformance.flows.target import observe_secrets
 
     redactor = Redactor()
     form = Exchange(
@@ -142,8 +142,8 @@ def test_jwts_with_whitespace_in_their_header_lose_their_signature() -> None:
     token = f"{head}.eyJpc3MiOiJ4In0.c2lnbmF0dXJlLXZhbHVlLWhlcmU"
     assert "c2lnbmF0dXJlLXZhbHVlLWhlcmU" not in Redactor().text(token)
     assert (
-        Redactor().text("conformance.pytest_plugin.something_long_here")
-        == "conformance.pytest_plugin.something_long_here"
+        Redactor().text("conformance.runner.pytest_plugin.something_long_here")
+        == "conformance.runner.pytest_plugin.something_long_here"
     )
 
 

@@ -8,13 +8,15 @@ from pathlib import Path
 
 import httpx
 
-from conformance import oauth, udap
-from conformance.embedded_udap import community
+from conformance import profiles
+from conformance.core.recording import HttpRecorder
+from conformance.crypto.pki import issue
+from conformance.flows import oauth, udap
 from conformance.mock.server import MockServer
-from conformance.mock.settings import CERNER_TENANT, MockSettings
-from conformance.mock.udap_server import UdapServerSettings
-from conformance.pki import issue
-from conformance.recording import HttpRecorder
+from conformance.mock.settings import MockSettings
+from conformance.mock.systems.carequality import CERNER_TENANT
+from conformance.mock.systems.udap import UdapServerSettings
+from conformance.profiles.udap_community import community
 from tests.test_cli_end_to_end import CONFORMANCE, conformance, free_port
 
 
@@ -90,7 +92,7 @@ def test_registered_clients_survive_a_restart(tmp_path: Path, keys_dir: Path) ->
     )
     http = HttpRecorder()
     port = free_port()
-    with MockServer(MockSettings(profile="udap", db_path=db), port=port, prepare=prepare) as first:
+    with MockServer(profiles.get("udap").server_settings(db_path=db), port=port, prepare=prepare) as first:
         statement = udap.jwt_with_x5c(
             client.certified, udap.software_statement_claims(client, first.settings.register_url)
         )
@@ -100,7 +102,7 @@ def test_registered_clients_survive_a_restart(tmp_path: Path, keys_dir: Path) ->
         assert registered.status == 201, registered.text
         client_id = udap.Registration(registered, statement).client_id
         assert client_id
-    with MockServer(MockSettings(profile="udap", db_path=db), port=port, prepare=prepare) as second:
+    with MockServer(profiles.get("udap").server_settings(db_path=db), port=port, prepare=prepare) as second:
         token_url = second.settings.token_url
         assertion = udap.jwt_with_x5c(
             client.certified, udap.authentication_claims(client_id, token_url, client.b2b.extension())

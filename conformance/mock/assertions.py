@@ -1,20 +1,23 @@
 """RFC 7523 client-assertion validation, following SMART's key-resolution algorithm.
 
 Order of checks: type and presence, structure, algorithm allow-list, iss/sub and
-the client, jku, key resolution by kid and kty, signature, aud, exp/nbf/iat,
-jti replay. Each named fault relaxes exactly one of them.
+the client, jku, key resolution by kid and kty, signature, then the claim rules
+(CLAIM_RULES: aud, exp/nbf/iat, jti replay). Each named fault relaxes exactly
+one step; a claim rule names the faults that remove it.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import jwt
 from cryptography.hazmat.primitives import serialization
 
-from conformance.jose import ASSERTION_TYPE, MAX_ASSERTION_LIFETIME, b64url_decode, decode_unverified
+from conformance.crypto.jose import ASSERTION_TYPE, MAX_ASSERTION_LIFETIME, b64url_decode, decode_unverified
 from conformance.mock.client_keys import JwksUnavailable
 from conformance.mock.context import MockContext
 from conformance.mock.errors import OAuthError, ServerCrash
@@ -81,7 +84,7 @@ async def authenticate_assertion(ctx: MockContext, form: dict[str, str], *, audi
         raise _invalid_client("this client does not authenticate with private_key_jwt")
 
     await _verify_signature(ctx, client, assertion, header, alg)
-    _verify_claims(ctx, client, claims, audience, lenient)
+    _verify_claims(ctx, client, claims, audience)
     return client
 
 
@@ -171,44 +174,108 @@ def _hmac_matches_public_key(ctx: MockContext, client: Client, assertion: str, a
     return False
 
 
-def _verify_claims(ctx: MockContext, client: Client, claims: dict[str, Any], audience: str, lenient: bool) -> None:
-    now = ctx.now()
-    leeway = ctx.settings.clock_skew_leeway
-    aud = claims.get("aud")
+@dataclass(frozen=True)
+class ClaimsUnderTest:
+    """An assertion's claims and what they are checked against."""
+
+    ctx: MockContext
+    client: Client
+    claims: dict[str, Any]
+    audience: str
+    now: float
+    leeway: int
+
+    def numeric(self, name: str) -> float | None:
+        value = self.claims.get(name)
+        return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
+@dataclass(frozen=True)
+class ClaimRule:
+    """One rule for the assertion's claims (RFC 7523 §3, SMART Backend Services); the named faults remove it."""
+
+    says: str
+    check: Callable[[ClaimsUnderTest], None]
+    relaxed_by: tuple[str, ...] = ()
+
+
+def _present(name: str) -> Callable[[ClaimsUnderTest], None]:
+    def check(c: ClaimsUnderTest) -> None:
+        value = c.claims.get(name)
+        if value is None or (name == "jti" and (not isinstance(value, str) or not value)):
+            raise _invalid_client(f"the assertion has no {name}")
+
+    return check
+
+
+def _aud_is_the_token_endpoint(c: ClaimsUnderTest) -> None:
+    aud = c.claims.get("aud")
     if aud is None:
-        if not lenient:
-            raise _invalid_client("the assertion has no aud")
-    elif not ctx.fault("accept-wrong-aud"):
-        audiences = aud if isinstance(aud, list) else [aud]
-        if audience not in audiences:
-            if ctx.fault("wrong-aud-500"):
-                raise ServerCrash("aud mismatch")
-            raise _invalid_client(f"aud must be the token endpoint {audience}")
-    exp = claims.get("exp")
-    if exp is None:
-        if not lenient:
-            raise _invalid_client("the assertion has no exp")
-    else:
-        if not isinstance(exp, int | float) or isinstance(exp, bool):
-            raise _invalid_client("exp must be a NumericDate")
-        if exp < now - leeway and not ctx.fault("accept-expired-assertion"):
-            raise _invalid_client("the assertion has expired")
-        if exp > now + MAX_ASSERTION_LIFETIME + leeway and not ctx.fault("accept-long-lived-assertion"):
-            raise _invalid_client("exp is more than five minutes in the future")
-    nbf = claims.get("nbf")
-    if isinstance(nbf, int | float) and nbf > now + leeway and not ctx.fault("ignore-nbf"):
+        return
+    if c.audience not in (aud if isinstance(aud, list) else [aud]):
+        if c.ctx.fault("wrong-aud-500"):
+            raise ServerCrash("aud mismatch")
+        raise _invalid_client(f"aud must be the token endpoint {c.audience}")
+
+
+def _exp_is_a_numeric_date(c: ClaimsUnderTest) -> None:
+    if "exp" in c.claims and c.claims["exp"] is not None and c.numeric("exp") is None:
+        raise _invalid_client("exp must be a NumericDate")
+
+
+def _exp_has_not_passed(c: ClaimsUnderTest) -> None:
+    exp = c.numeric("exp")
+    if exp is not None and exp < c.now - c.leeway:
+        raise _invalid_client("the assertion has expired")
+
+
+def _exp_within_five_minutes(c: ClaimsUnderTest) -> None:
+    exp = c.numeric("exp")
+    if exp is not None and exp > c.now + MAX_ASSERTION_LIFETIME + c.leeway:
+        raise _invalid_client("exp is more than five minutes in the future")
+
+
+def _nbf_has_come(c: ClaimsUnderTest) -> None:
+    nbf = c.numeric("nbf")
+    if nbf is not None and nbf > c.now + c.leeway:
         raise _invalid_client("the assertion is not valid yet (nbf)")
-    iat = claims.get("iat")
-    if isinstance(iat, int | float) and iat > now + leeway and not ctx.fault("accept-iat-future"):
+
+
+def _iat_not_in_the_future(c: ClaimsUnderTest) -> None:
+    iat = c.numeric("iat")
+    if iat is not None and iat > c.now + c.leeway:
         raise _invalid_client("the assertion was issued in the future (iat)")
-    jti = claims.get("jti")
+
+
+def _jti_not_replayed(c: ClaimsUnderTest) -> None:
+    jti = c.claims.get("jti")
     if not isinstance(jti, str) or not jti:
-        if not lenient:
-            raise _invalid_client("the assertion has no jti")
         return
-    if ctx.fault("ignore-jti-replay"):
-        return
-    remembered = jti[:16] if ctx.fault("jti-truncated") else jti
-    expires = float(exp) if isinstance(exp, int | float) else now + MAX_ASSERTION_LIFETIME
-    if not ctx.store.remember_jti(client.client_id, remembered, max(expires, now) + leeway, now):
+    remembered = jti[:16] if c.ctx.fault("jti-truncated") else jti
+    exp = c.numeric("exp")
+    expires = exp if exp is not None else c.now + MAX_ASSERTION_LIFETIME
+    if not c.ctx.store.remember_jti(c.client.client_id, remembered, max(expires, c.now) + c.leeway, c.now):
         raise _invalid_client("this jti was already used (replay)")
+
+
+LENIENT = "lenient-required-claims"
+CLAIM_RULES: tuple[ClaimRule, ...] = (
+    ClaimRule("aud is present", _present("aud"), (LENIENT,)),
+    ClaimRule("aud is (or holds) the token endpoint URL", _aud_is_the_token_endpoint, ("accept-wrong-aud",)),
+    ClaimRule("exp is present", _present("exp"), (LENIENT,)),
+    ClaimRule("exp is a NumericDate", _exp_is_a_numeric_date),
+    ClaimRule("exp has not passed", _exp_has_not_passed, ("accept-expired-assertion",)),
+    ClaimRule("exp is at most five minutes ahead", _exp_within_five_minutes, ("accept-long-lived-assertion",)),
+    ClaimRule("nbf, when present, has come", _nbf_has_come, ("ignore-nbf",)),
+    ClaimRule("iat, when present, is not in the future", _iat_not_in_the_future, ("accept-iat-future",)),
+    ClaimRule("jti is present", _present("jti"), (LENIENT,)),
+    ClaimRule("jti was not seen before (replay)", _jti_not_replayed, ("ignore-jti-replay",)),
+)
+"""The claim rules in the order they are applied; a fault that relaxes one lists it in relaxed_by."""
+
+
+def _verify_claims(ctx: MockContext, client: Client, claims: dict[str, Any], audience: str) -> None:
+    under_test = ClaimsUnderTest(ctx, client, claims, audience, ctx.now(), ctx.settings.clock_skew_leeway)
+    for rule in CLAIM_RULES:
+        if not any(ctx.fault(fault) for fault in rule.relaxed_by):
+            rule.check(under_test)

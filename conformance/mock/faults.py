@@ -1,10 +1,14 @@
 """Named faults: deliberate misbehaviours the reference server can switch on.
 
-Each fault lists the checks it must kill (check ids, `*` matches any run of
-characters). The fault matrix test runs the suites against the server with each
-fault on and asserts that exactly those checks fail (or, for checks below SHALL,
-warn) while every other check passes or is skipped because a killed check was
-its precondition. `conformance faults` prints this table.
+The fault table is data (catalogues/faults.toml): each row names the fault,
+says what the server then does wrong, lists the profiles it applies to and the
+checks it must kill (check ids, `*` matches any run of characters). The fault
+matrix test runs the suites against the server with each fault on and asserts
+that exactly those checks fail (or, for checks below SHALL, warn) while every
+other check passes or is skipped because a killed check was its precondition.
+`conformance faults` prints this table. Profile names are validated by the
+profile registry, settings by the reference server's settings, kill patterns
+by tests/test_catalogues.py.
 """
 
 from __future__ import annotations
@@ -12,8 +16,13 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
-from conformance.mock.fault_catalogue import FAULT_SETTINGS, ROWS
+from conformance.core.catalogues import CatalogueError, check_columns, load_rows
+
+CATALOGUE_FILE = "faults.toml"
+COLUMNS = ("name", "description", "profiles", "kills")
+OPTIONAL_COLUMNS = ("settings",)
 
 
 @dataclass(frozen=True)
@@ -21,7 +30,7 @@ class Fault:
     name: str
     description: str
     kills: tuple[str, ...]
-    profiles: tuple[str, ...] = ("smart-backend",)
+    profiles: tuple[str, ...]
     settings: tuple[tuple[str, object], ...] = ()
     """Reference-server settings under which the fault shows (e.g. a discovery shape)."""
 
@@ -35,14 +44,38 @@ def pattern_matches(pattern: str, check_id: str) -> bool:
     return re.fullmatch(regex, check_id) is not None
 
 
-FAULTS: dict[str, Fault] = {}
+def _strings(row: dict[str, Any], column: str, where: str) -> tuple[str, ...]:
+    values = row[column]
+    if not isinstance(values, list) or not values or not all(isinstance(v, str) and v for v in values):
+        raise CatalogueError(f"{where}: {column} must be a non-empty list of strings")
+    return tuple(values)
 
 
-def _fault(name: str, description: str, kills: Iterable[str], profiles: Iterable[str] = ("smart-backend",)) -> None:
-    if name in FAULTS:
-        raise ValueError(f"duplicate fault {name}")
-    settings = tuple(sorted(FAULT_SETTINGS.get(name, {}).items()))
-    FAULTS[name] = Fault(name, description, tuple(kills), tuple(profiles), settings)
+def parse_faults(rows: list[dict[str, Any]], source: str = CATALOGUE_FILE) -> dict[str, Fault]:
+    """Validate fault rows (columns and types) and index them by name."""
+    faults: dict[str, Fault] = {}
+    for number, row in enumerate(rows, 1):
+        where = f"{source} fault #{number} ({row.get('name', '?')})"
+        check_columns(row, where, COLUMNS, OPTIONAL_COLUMNS)
+        for column in ("name", "description"):
+            if not isinstance(row[column], str) or not row[column].strip():
+                raise CatalogueError(f"{where}: {column} must be a non-empty string")
+        if row["name"] in faults:
+            raise CatalogueError(f"{where}: duplicate fault name")
+        settings = row.get("settings", {})
+        if not isinstance(settings, dict):
+            raise CatalogueError(f"{where}: settings must be a table of reference-server settings")
+        faults[row["name"]] = Fault(
+            row["name"],
+            row["description"],
+            _strings(row, "kills", where),
+            _strings(row, "profiles", where),
+            tuple(sorted(settings.items())),
+        )
+    return faults
+
+
+FAULTS: dict[str, Fault] = parse_faults(load_rows(CATALOGUE_FILE, "fault"))
 
 
 class UnknownFault(ValueError):
@@ -66,7 +99,3 @@ class FaultSet:
 
     def __bool__(self) -> bool:
         return bool(self.names)
-
-
-for _name, _description, _kills, _profiles in ROWS:
-    _fault(_name, _description, _kills, _profiles)

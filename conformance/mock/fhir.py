@@ -10,10 +10,10 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 
+from conformance.flows.scopes import permits
 from conformance.mock.context import MockContext
 from conformance.mock.negotiation import DSTU2_JSON, XML_FORMATS, Choice, negotiate
 from conformance.mock.store import AccessToken
-from conformance.scopes import permits
 
 Handler = Callable[[Request], Awaitable[Response]]
 

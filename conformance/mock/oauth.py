@@ -10,12 +10,12 @@ from urllib.parse import parse_qsl
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 
+from conformance.flows.scopes import parse_scope, split_scopes
 from conformance.mock.assertions import authenticate_assertion
 from conformance.mock.context import MockContext
 from conformance.mock.data import KNOWN_RESOURCE_TYPES
 from conformance.mock.errors import OAuthError, ServerCrash, no_store_headers, oauth_error_response
 from conformance.mock.store import AccessToken, Client
-from conformance.scopes import parse_scope, split_scopes
 
 FORM = "application/x-www-form-urlencoded"
 

@@ -1,22 +1,65 @@
-"""Settings of one reference-server instance."""
+"""Settings of one reference-server instance, and what a system must tell the server to be served.
+
+The reference server knows no system by name. Each profile (conformance.profiles)
+hands it a `ServerSystem`: where its URLs live (`ServerLayout`), which routes it
+serves, and what it installs into a new server's context.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from conformance.mock.faults import FaultSet
 
-MOCK_PROFILES = ("smart-backend", "udap", "cerner-carequality", "cerner-system-account", "ccde")
+if TYPE_CHECKING:
+    from starlette.routing import BaseRoute
+
+    from conformance.mock.context import MockContext
+
 CARE_QUALITY_SHAPES = ("extension", "override-header", "carequality-token")
-CERNER_TENANT = "0b8a0111-e8e6-4c26-a91c-5069cbc6b1ca"
+
+
+@dataclass(frozen=True)
+class ServerLayout:
+    """Where one system's reference server puts its endpoints, and what it needs to start."""
+
+    fhir_path: str = "/fhir"
+    token_path: str = "/token"
+    register_path: str = "/register"
+    separate_auth_server: bool = False
+    """The authorization server listens on a port of its own (Cerner system accounts)."""
+    publishes_udap_metadata: bool = False
+    """Default for serving /.well-known/udap (a setting can change it)."""
+    needs_udap: bool = False
+    """The server signs UDAP metadata and verifies certificates: it needs UdapServerSettings."""
+    registration_media_types: tuple[str, ...] = ("application/json",)
+    """Content types UDAP dynamic registration accepts."""
+    registration_udap_values: tuple[object, ...] = ("1",)
+    """Values of the registration body's `udap` member that are accepted (Carequality on Cerner also takes 1)."""
+    registration_needs_contact: bool = True
+    """UDAP registration requires a mailto: contact (Carequality on Cerner does not)."""
+
+
+class ServerSystem(Protocol):
+    """What the reference server asks of the system it emulates (a profile provides it)."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def layout(self) -> ServerLayout: ...
+
+    def server_routes(self, settings: MockSettings) -> list[BaseRoute]: ...
+
+    def install(self, ctx: MockContext) -> None: ...
 
 
 @dataclass
 class MockSettings:
     """What the server emulates and how it misbehaves."""
 
-    profile: str = "smart-backend"
+    system: ServerSystem
     faults: FaultSet = field(default_factory=FaultSet)
     token_lifetime: int = 300
     db_path: str = ":memory:"
@@ -26,35 +69,37 @@ class MockSettings:
     """Origin the server is reachable at; set once the port is known."""
     clock_skew_leeway: int = 30
     udap: Any = None
-    """UdapServerSettings for the udap and cerner-carequality profiles."""
+    """UdapServerSettings, for systems whose layout needs_udap."""
     carequality_shape: str = "extension"
-    """How cerner-carequality advertises its endpoints: one of CARE_QUALITY_SHAPES."""
+    """How Carequality on Cerner advertises its endpoints: one of CARE_QUALITY_SHAPES."""
     publish_udap_metadata: bool | None = None
-    """Serve /.well-known/udap (default: yes for udap, no for cerner-carequality)."""
+    """Serve /.well-known/udap (default: the layout's publishes_udap_metadata)."""
     auth_url: str = ""
-    """cerner-system-account: origin of the separate authorization server; set once its port is known."""
+    """Origin of a separate authorization server; set once its port is known."""
     access_denied: bool = False
-    """cerner-system-account: answer every token request 403 'Access denied' (expired or revoked registration)."""
+    """Answer every token request 403 'Access denied' (an expired or revoked registration)."""
 
     def __post_init__(self) -> None:
         if self.carequality_shape not in CARE_QUALITY_SHAPES:
             raise ValueError(f"carequality_shape must be one of {', '.join(CARE_QUALITY_SHAPES)}")
         if self.publish_udap_metadata is None:
-            self.publish_udap_metadata = self.profile == "udap"
+            self.publish_udap_metadata = self.layout.publishes_udap_metadata
+
+    @property
+    def profile(self) -> str:
+        return self.system.name
+
+    @property
+    def layout(self) -> ServerLayout:
+        return self.system.layout
 
     @property
     def separate_auth_server(self) -> bool:
-        return self.profile == "cerner-system-account"
+        return self.layout.separate_auth_server
 
     @property
     def fhir_path(self) -> str:
-        if self.profile == "cerner-carequality":
-            return f"/beta/{CERNER_TENANT}"
-        if self.profile == "cerner-system-account":
-            from conformance.mock.cerner_system import TENANT_A
-
-            return f"/r4/{TENANT_A}"
-        return "/fhir"
+        return self.layout.fhir_path
 
     @property
     def fhir_base(self) -> str:
@@ -62,13 +107,11 @@ class MockSettings:
 
     @property
     def token_path(self) -> str:
-        if self.profile == "ccde":
-            return "/auth/token"
-        return f"{self.fhir_path}/Authorization/token" if self.profile == "cerner-carequality" else "/token"
+        return self.layout.token_path
 
     @property
     def register_path(self) -> str:
-        return f"{self.fhir_path}/Authorization/register" if self.profile == "cerner-carequality" else "/register"
+        return self.layout.register_path
 
     @property
     def token_url(self) -> str:

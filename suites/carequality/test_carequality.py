@@ -11,14 +11,13 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from conformance import expect, oauth, udap
-from conformance.carequality import CarequalityEndpoints
-from conformance.config import UdapConfig, is_loopback
-from conformance.outcomes import note
-from conformance.recording import Exchange
-from conformance.target import Target
-
-pytestmark = pytest.mark.profiles("cerner-carequality")
+from conformance.checking import expect
+from conformance.core.config import UdapConfig, is_loopback
+from conformance.core.outcomes import note
+from conformance.core.recording import Exchange
+from conformance.flows import oauth, udap
+from conformance.flows.carequality import CarequalityEndpoints
+from conformance.flows.target import Target
 
 
 def _found(endpoints: CarequalityEndpoints | None, exchange: Exchange) -> CarequalityEndpoints:

@@ -13,12 +13,12 @@ from typing import Any
 
 import pytest
 
-from conformance import ccde, discovery, expect, oauth
-from conformance.outcomes import note
-from conformance.recording import Exchange
-from conformance.target import Target
+from conformance.checking import expect
+from conformance.core.outcomes import note
+from conformance.core.recording import Exchange
+from conformance.flows import ccde, discovery, oauth
+from conformance.flows.target import Target
 
-pytestmark = pytest.mark.profiles("ccde")
 SHORT_AUTHORIZATION = 1
 
 

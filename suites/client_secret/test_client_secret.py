@@ -15,15 +15,15 @@ from urllib.parse import unquote, urlsplit
 
 import pytest
 
-from conformance import expect, oauth
-from conformance.cases import answer_once
-from conformance.oauth import TokenGrant
-from conformance.outcomes import SpecWarning, note
-from conformance.recording import Exchange
-from conformance.scopes import beyond, split_scopes
-from conformance.target import Target
+from conformance.checking import expect
+from conformance.checking.cases import answer_once
+from conformance.core.outcomes import SpecWarning, note
+from conformance.core.recording import Exchange
+from conformance.flows import oauth
+from conformance.flows.oauth import TokenGrant
+from conformance.flows.scopes import beyond, split_scopes
+from conformance.flows.target import Target
 
-pytestmark = pytest.mark.profiles("client-secret")
 TENANT_IN_TOKEN_URL = re.compile(r"/tenants/([^/]+)/")
 
 

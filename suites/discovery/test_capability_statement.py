@@ -6,13 +6,11 @@ from typing import Any
 
 import pytest
 
-from conformance import expect
-from conformance.config import is_loopback
-from conformance.discovery import OAUTH_URIS, oauth_uris, security_extensions
-from conformance.outcomes import SpecWarning
-from conformance.recording import Exchange
-
-pytestmark = pytest.mark.profiles("smart-backend")
+from conformance.checking import expect
+from conformance.core.config import is_loopback
+from conformance.core.outcomes import SpecWarning
+from conformance.core.recording import Exchange
+from conformance.flows.discovery import OAUTH_URIS, oauth_uris, security_extensions
 
 R4_SECURITY_SYSTEM = "http://terminology.hl7.org/CodeSystem/restful-security-service"
 STU3_SECURITY_SYSTEM = "http://hl7.org/fhir/restful-security-service"

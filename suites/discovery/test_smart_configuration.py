@@ -10,14 +10,13 @@ from typing import Any
 
 import pytest
 
-from conformance import discovery, expect
-from conformance.config import is_loopback
-from conformance.outcomes import SpecWarning, note
-from conformance.recording import Exchange
-from conformance.scopes import is_v2, parse_scope
-from conformance.target import Target
-
-pytestmark = pytest.mark.profiles("smart-backend")
+from conformance.checking import expect
+from conformance.core.config import is_loopback
+from conformance.core.outcomes import SpecWarning, note
+from conformance.core.recording import Exchange
+from conformance.flows import discovery
+from conformance.flows.scopes import is_v2, parse_scope
+from conformance.flows.target import Target
 
 
 def _absolute_https(value: Any) -> bool:

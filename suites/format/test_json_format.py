@@ -12,12 +12,11 @@ from typing import Any
 
 import pytest
 
-from conformance import expect, oauth
-from conformance.outcomes import note
-from conformance.recording import Exchange
-from conformance.target import Target
-
-pytestmark = pytest.mark.profiles("smart-backend")
+from conformance.checking import expect
+from conformance.core.outcomes import note
+from conformance.core.recording import Exchange
+from conformance.flows import oauth
+from conformance.flows.target import Target
 
 FHIR_JSON = "application/fhir+json"
 XML_TYPES = {"application/fhir+xml", "application/xml", "text/xml"}

@@ -15,12 +15,13 @@ from typing import Any
 
 from cryptography.hazmat.primitives import serialization
 
-from conformance import expect, udap
-from conformance.config import UdapConfig
-from conformance.jose import generate_rsa, hmac_jwt, unsigned_jwt
-from conformance.pki import CertifiedKey
-from conformance.recording import Exchange
-from conformance.target import Target
+from conformance.checking import expect
+from conformance.core.config import UdapConfig
+from conformance.core.recording import Exchange
+from conformance.crypto.jose import generate_rsa, hmac_jwt, unsigned_jwt
+from conformance.crypto.pki import CertifiedKey
+from conformance.flows import udap
+from conformance.flows.target import Target
 
 STATEMENT = "invalid_software_statement"
 UNAPPROVED = "unapproved_software_statement"

@@ -13,16 +13,16 @@ from typing import Any
 
 import pytest
 
-from conformance import expect, oauth, udap
-from conformance.cases import answer_once
-from conformance.config import UdapConfig
-from conformance.outcomes import SpecWarning, note
-from conformance.recording import Exchange
-from conformance.target import Target
+from conformance.checking import expect
+from conformance.checking.cases import answer_once
+from conformance.core.config import UdapConfig
+from conformance.core.outcomes import SpecWarning, note
+from conformance.core.recording import Exchange
+from conformance.flows import oauth, udap
+from conformance.flows.target import Target
 from suites.registration.registration_cases import CASES, Case, Kit
 from suites.udap_support import b2b_for
 
-pytestmark = pytest.mark.profiles("udap", "cerner-carequality")
 JWT_CLAIMS = ("iss", "sub", "aud", "exp", "iat", "jti")
 
 

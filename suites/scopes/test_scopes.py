@@ -13,16 +13,15 @@ from typing import Any
 
 import pytest
 
-from conformance import expect, oauth
-from conformance.jose import ClientKey
-from conformance.oauth import TokenGrant
-from conformance.outcomes import SpecWarning, note
-from conformance.recording import Exchange
-from conformance.scopes import beyond, is_v2, parse_scope, split_scopes
-from conformance.target import Target
+from conformance.checking import expect
+from conformance.core.outcomes import SpecWarning, note
+from conformance.core.recording import Exchange
+from conformance.crypto.jose import ClientKey
+from conformance.flows import oauth
+from conformance.flows.oauth import TokenGrant
+from conformance.flows.scopes import beyond, is_v2, parse_scope, split_scopes
+from conformance.flows.target import Target
 from suites.conftest import ExpiryProbe
-
-pytestmark = pytest.mark.profiles("smart-backend")
 
 V1_PATIENT, V2_PATIENT, WILDCARD = "system/Patient.read", "system/Patient.rs", "system/*.read"
 UNKNOWN_TYPE = "system/NotAResource.read"

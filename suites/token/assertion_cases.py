@@ -14,8 +14,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from conformance import expect, oauth
-from conformance.jose import (
+from conformance.checking import expect
+from conformance.checking.requirements import Level
+from conformance.core.recording import Exchange
+from conformance.crypto.jose import (
     ClientKey,
     assertion_claims,
     b64url,
@@ -27,9 +29,8 @@ from conformance.jose import (
     sign,
     unsigned_jwt,
 )
-from conformance.recording import Exchange
-from conformance.requirements import Level
-from conformance.target import Target
+from conformance.flows import oauth
+from conformance.flows.target import Target
 
 CLIENT_ERRORS = frozenset({"invalid_client", "invalid_request"})
 

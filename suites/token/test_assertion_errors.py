@@ -12,14 +12,12 @@ from collections.abc import Callable
 
 import pytest
 
-from conformance import expect
-from conformance.cases import answer_once
-from conformance.jose import ClientKey
-from conformance.outcomes import note
-from conformance.target import Target
+from conformance.checking import expect
+from conformance.checking.cases import answer_once
+from conformance.core.outcomes import note
+from conformance.crypto.jose import ClientKey
+from conformance.flows.target import Target
 from suites.token.assertion_cases import CASES, Case, Kit, Outcome
-
-pytestmark = pytest.mark.profiles("smart-backend")
 
 ERROR_CODE_CHARS = re.compile(r"^[\x20-\x21\x23-\x5B\x5D-\x7E]+$")
 OAUTH_CASES = [c for c in CASES if c.oauth_error]

@@ -11,12 +11,11 @@ from dataclasses import dataclass
 
 import pytest
 
-from conformance import expect, oauth
-from conformance.jose import ClientKey, jwks
-from conformance.recording import Exchange
-from conformance.target import JwksUrlClient, Target
-
-pytestmark = pytest.mark.profiles("smart-backend")
+from conformance.checking import expect
+from conformance.core.recording import Exchange
+from conformance.crypto.jose import ClientKey, jwks
+from conformance.flows import oauth
+from conformance.flows.target import JwksUrlClient, Target
 
 
 @dataclass

@@ -6,15 +6,14 @@ import uuid
 
 import pytest
 
-from conformance import expect, oauth
-from conformance.jose import ClientKey
-from conformance.oauth import TokenGrant
-from conformance.outcomes import SpecWarning, note
-from conformance.recording import Exchange
-from conformance.scopes import beyond, split_scopes
-from conformance.target import Target
-
-pytestmark = pytest.mark.profiles("smart-backend")
+from conformance.checking import expect
+from conformance.core.outcomes import SpecWarning, note
+from conformance.core.recording import Exchange
+from conformance.crypto.jose import ClientKey
+from conformance.flows import oauth
+from conformance.flows.oauth import TokenGrant
+from conformance.flows.scopes import beyond, split_scopes
+from conformance.flows.target import Target
 
 
 @pytest.fixture(scope="module", params=["RS384", "ES384"])

@@ -12,14 +12,14 @@ from typing import Any
 
 import pytest
 
-from conformance import expect, udap
-from conformance.config import UdapConfig
-from conformance.outcomes import note
-from conformance.pki import PkiError, san_uris, verify_chain
-from conformance.recording import Exchange
-from conformance.target import Target
+from conformance.checking import expect
+from conformance.core.config import UdapConfig
+from conformance.core.outcomes import note
+from conformance.core.recording import Exchange
+from conformance.crypto.pki import PkiError, san_uris, verify_chain
+from conformance.flows import udap
+from conformance.flows.target import Target
 
-pytestmark = pytest.mark.profiles("udap")
 ONE_YEAR = 365 * 86400
 
 

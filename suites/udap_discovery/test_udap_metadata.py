@@ -6,13 +6,12 @@ from typing import Any
 
 import pytest
 
-from conformance import discovery, expect, udap
-from conformance.config import UdapConfig, is_loopback
-from conformance.outcomes import SpecWarning, note
-from conformance.recording import Exchange
-from conformance.target import Target
-
-pytestmark = pytest.mark.profiles("udap")
+from conformance.checking import expect
+from conformance.core.config import UdapConfig, is_loopback
+from conformance.core.outcomes import SpecWarning, note
+from conformance.core.recording import Exchange
+from conformance.flows import discovery, udap
+from conformance.flows.target import Target
 
 
 def _absolute(value: Any) -> bool:

@@ -15,18 +15,17 @@ from typing import Any
 
 import pytest
 
-from conformance import expect, oauth, udap
-from conformance.cases import answer_once
-from conformance.config import UdapConfig
-from conformance.jose import ASSERTION_TYPE, generate_rsa, unsigned_jwt
-from conformance.oauth import TokenGrant
-from conformance.outcomes import note
-from conformance.pki import CertifiedKey
-from conformance.recording import Exchange
-from conformance.target import Target
+from conformance.checking import expect
+from conformance.checking.cases import answer_once
+from conformance.core.config import UdapConfig
+from conformance.core.outcomes import note
+from conformance.core.recording import Exchange
+from conformance.crypto.jose import ASSERTION_TYPE, generate_rsa, unsigned_jwt
+from conformance.crypto.pki import CertifiedKey
+from conformance.flows import oauth, udap
+from conformance.flows.oauth import TokenGrant
+from conformance.flows.target import Target
 from suites.udap_support import b2b_for
-
-pytestmark = pytest.mark.profiles("udap", "cerner-carequality")
 
 
 @pytest.fixture(scope="module")
@@ -182,7 +181,7 @@ def _now() -> int:
 def _header_jwk(kit: Kit) -> Exchange:
     """The converse of 'verify with x5c only': no x5c, the signing key offered as a header jwk."""
     rogue = generate_rsa()
-    from conformance.jose import sign
+    from conformance.crypto.jose import sign
 
     assertion = sign(kit.claims(), rogue, header={"jwk": rogue.public_jwk(), "kid": None}, alg="RS256")
     return kit.post(assertion, "assertion without x5c, signed by a key offered in a jwk header")

@@ -1,0 +1,76 @@
+"""The requirement catalogue: the IDs, levels and spec links every check carries.
+
+The rows are data (catalogues/requirements.toml, shipped in the wheel), read
+and validated once at import: a malformed row stops the run before any check
+does. A check's verdict follows its level: a SHALL miss fails, anything weaker
+warns.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+from conformance.core.catalogues import CatalogueError, check_columns, load_rows
+
+CATALOGUE_FILE = "requirements.toml"
+
+
+class Level(StrEnum):
+    SHALL = "SHALL"
+    SHOULD = "SHOULD"
+    MAY = "MAY"
+    DE_FACTO = "de-facto"
+
+    @property
+    def fails_run(self) -> bool:
+        """Only SHALL misses fail; the others are reported as warnings."""
+        return self is Level.SHALL
+
+
+@dataclass(frozen=True)
+class Requirement:
+    id: str
+    level: Level
+    summary: str
+    url: str
+
+
+COLUMNS = ("id", "level", "summary", "url")
+
+
+def parse_requirements(rows: list[dict[str, Any]], source: str = CATALOGUE_FILE) -> dict[str, Requirement]:
+    """Validate requirement rows and index them by id."""
+    catalogue: dict[str, Requirement] = {}
+    for number, row in enumerate(rows, 1):
+        where = f"{source} requirement #{number} ({row.get('id', '?')})"
+        check_columns(row, where, COLUMNS)
+        for column in COLUMNS:
+            if not isinstance(row.get(column), str) or not row[column].strip():
+                raise CatalogueError(f"{where}: {column} must be a non-empty string")
+        if row["id"] in catalogue:
+            raise CatalogueError(f"{where}: duplicate id")
+        try:
+            level = Level(row["level"])
+        except ValueError:
+            raise CatalogueError(
+                f"{where}: level must be one of {', '.join(level.value for level in Level)}, got {row['level']!r}"
+            ) from None
+        if not row["url"].startswith(("https://", "http://")):
+            raise CatalogueError(f"{where}: url must be an absolute http(s) URL")
+        catalogue[row["id"]] = Requirement(row["id"], level, row["summary"], row["url"])
+    return catalogue
+
+
+CATALOGUE: dict[str, Requirement] = parse_requirements(load_rows(CATALOGUE_FILE, "requirement"))
+
+
+def lookup(requirement_id: str) -> Requirement:
+    """Return the catalogue row; an unknown ID is a programming error in a suite."""
+    try:
+        return CATALOGUE[requirement_id]
+    except KeyError:
+        raise KeyError(
+            f"unknown requirement id {requirement_id!r}; add it to conformance/catalogues/{CATALOGUE_FILE}"
+        ) from None

@@ -1,0 +1,484 @@
+"""The `conformance` command: run the suites, serve the reference server, list faults.
+
+Exit codes: 0 every check passed (warnings allowed), 1 some check failed or was
+broken, 2 a usage or configuration error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from conformance import profiles
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+class UsageError(Exception):
+    """A mistake in how the command was called; printed on one line, exit 2."""
+
+
+def suites_dir() -> Path:
+    """Where the conformance suites live (next to the package in a checkout or an install)."""
+    import suites
+
+    return Path(suites.__file__).resolve().parent
+
+
+def _target_overrides(args: argparse.Namespace) -> dict[str, Any]:
+    return {
+        "target.base_url": args.target_url,
+        "target.profile": args.profile,
+        "auth.client_id": args.client_id,
+        "auth.private_keys": args.private_key,
+        "target.patient_id": args.patient_id,
+        "auth.scopes": args.scope,
+        "http.timeout": args.timeout,
+        "http.verify_tls": False if args.no_verify_tls else None,
+    }
+
+
+def _add_target_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("target (flags override CONFORMANCE_* variables, which override the file)")
+    group.add_argument("--config", type=Path, help="target configuration file (TOML); see examples/target.example.toml")
+    group.add_argument("--target-url", help="FHIR base URL; without it the embedded reference server is certified")
+    group.add_argument("--profile", help=f"{_profile_list()} (default {profiles.DEFAULT.name})")
+    group.add_argument("--client-id", help="client id registered at the target")
+    group.add_argument("--private-key", action="append", help="client private key (PEM or JWK); repeatable")
+    group.add_argument("--patient-id", help="a patient id the client may read")
+    group.add_argument("--scope", action="append", help="scope to request; repeatable")
+    group.add_argument("--timeout", type=float, help="per-request timeout in seconds (default 10)")
+    group.add_argument(
+        "--no-verify-tls", action="store_true", help="do not verify TLS certificates (test servers only)"
+    )
+
+
+def _profile_list(aliases: bool = False) -> str:
+    """The profile names for help texts (with aliases in brackets, for the reference server)."""
+    shown = []
+    for profile in profiles.PROFILES:
+        also = f" ({', '.join(profile.aliases)})" if aliases and profile.aliases else ""
+        shown.append(profile.name + also)
+    return ", ".join(shown)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="conformance",
+        description="Conformance checks for FHIR system-to-system (B2B) authorization.",
+        epilog="Exit codes: 0 all checks passed, 1 a check failed, 2 usage or configuration error.",
+    )
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    run = commands.add_parser("run", help="run the suites against a target (default: the embedded reference server)")
+    _add_target_options(run)
+    run.add_argument("--reports", type=Path, default=Path("reports"), help="report directory (default ./reports)")
+    run.add_argument("-k", dest="keyword", help="only checks matching this pytest -k expression")
+    run.add_argument("-m", dest="markexpr", help="only checks matching this pytest -m expression")
+    run.add_argument("-x", "--exitfirst", action="store_true", help="stop at the first failing check")
+    run.add_argument("-n", dest="workers", help="run checks in N worker processes (pytest-xdist)")
+    run.add_argument("-q", "--quiet", action="count", default=0, help="less output")
+    run.add_argument("-v", "--verbose", action="count", default=0, help="more output (one line per check)")
+    run.add_argument(
+        "--fault", action="append", default=[], help="embedded run only: switch a reference-server fault on"
+    )
+    run.add_argument("pytest_args", nargs=argparse.REMAINDER, help="after --: extra arguments for pytest")
+
+    mock = commands.add_parser("mock", help="serve the reference server")
+    mock.add_argument(
+        "--profile",
+        default=profiles.DEFAULT.name,
+        help=f"which system to emulate: {_profile_list(aliases=True)} (default {profiles.DEFAULT.name})",
+    )
+    mock.add_argument("--host", default="127.0.0.1", help="listen address (default 127.0.0.1)")
+    mock.add_argument("--port", type=int, default=8080, help="listen port (default 8080; 0 picks a free one)")
+    mock.add_argument("--fault", action="append", default=[], help="switch a named fault on; repeatable")
+    mock.add_argument("--clients", type=Path, help="TOML file of clients to register ([[client]] tables)")
+    mock.add_argument("--register-client", metavar="CLIENT_ID", help="register one client by id")
+    mock.add_argument("--jwks", type=Path, help="with --register-client: the client's public JWKS file")
+    mock.add_argument("--jwks-url", help="with --register-client: the client's JWKS URL")
+    mock.add_argument(
+        "--client-secret-env",
+        metavar="NAME",
+        help="with --register-client (client-secret): environment variable holding the client's secret",
+    )
+    mock.add_argument("--scopes", default="system/Patient.rs system/Observation.rs", help="scopes the client may get")
+    mock.add_argument("--db", default=":memory:", help="SQLite file to keep registered clients across restarts")
+    mock.add_argument("--token-lifetime", type=int, default=300, help="access token lifetime in seconds")
+    mock.add_argument(
+        "--pki",
+        type=Path,
+        default=Path("mock-pki"),
+        help="udap/cerner-carequality: test community directory (made by `conformance pki init`; created if missing)",
+    )
+    mock.add_argument(
+        "--access-denied",
+        action="store_true",
+        help="cerner-system-account: answer every token request 403 'Access denied' (expired or revoked registration)",
+    )
+    mock.add_argument("--clock-offset", type=float, default=0.0, help="seconds to add to the server's clock (skew)")
+    mock.add_argument(
+        "--carequality-shape",
+        default="extension",
+        choices=["extension", "override-header", "carequality-token"],
+        help="cerner-carequality: how the CapabilityStatement advertises the Carequality endpoints",
+    )
+
+    keys = commands.add_parser("keys", help="make client keys, or print the JWKS to register at a target")
+    key_commands = keys.add_subparsers(dest="keys_command", metavar="ACTION")
+    generate = key_commands.add_parser("generate", help="write an RS384 and an ES384 key and their public JWKS")
+    generate.add_argument("directory", type=Path, help="where to write client-rs384.pem, client-es384.pem, jwks.json")
+    show = key_commands.add_parser("jwks", help="print the public JWKS of the configured keys")
+    show.add_argument("--config", type=Path, help="target configuration file (TOML)")
+    show.add_argument("--private-key", action="append", help="private key file (PEM or JWK); repeatable")
+
+    diagnose = commands.add_parser("diagnose", help="probe why token requests fail and rank the likely causes")
+    _add_target_options(diagnose)
+    diagnose.add_argument("--json", action="store_true", help="machine-readable report")
+    diagnose.add_argument("--token-url", help="the token URL you were given (compared with what discovery says)")
+
+    pki = commands.add_parser("pki", help="make a test UDAP trust community (CAs, client and server certificates)")
+    pki_commands = pki.add_subparsers(dest="pki_command", metavar="ACTION")
+    init = pki_commands.add_parser("init", help="write a test community into DIR")
+    init.add_argument("directory", type=Path, help="an empty or new directory")
+    init.add_argument(
+        "--client-uri", required=True, help="the client's URI: its certificate SAN and UDAP iss/client id"
+    )
+    init.add_argument(
+        "--server-uri",
+        action="append",
+        help="FHIR base URL(s) the server certificate is for (default http://127.0.0.1:8080/fhir, the mock's)",
+    )
+
+    faults = commands.add_parser("faults", help="list the reference server's faults and the checks each must kill")
+    faults.add_argument("--json", action="store_true", help="machine-readable output")
+    faults.add_argument("--check", action="store_true", help="exit 1 when some check is killed by no fault")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "run":
+            return command_run(args)
+        if args.command == "mock":
+            return command_mock(args)
+        if args.command == "faults":
+            return command_faults(args)
+        if args.command == "keys":
+            return command_keys(args, parser)
+        if args.command == "pki":
+            return command_pki(args, parser)
+        if args.command == "diagnose":
+            return command_diagnose(args)
+        parser.print_help()
+        return EXIT_USAGE
+    except UsageError as exc:
+        print(f"conformance: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("conformance: interrupted", file=sys.stderr)
+        return EXIT_USAGE
+
+
+def command_run(args: argparse.Namespace) -> int:
+    import pytest
+
+    from conformance.runner.configuration import ConfigError, load_config
+
+    try:
+        config = load_config(args.config, _target_overrides(args))
+    except ConfigError as exc:
+        raise UsageError(str(exc)) from None
+    if args.fault and not config.embedded:
+        raise UsageError("--fault only applies to the embedded reference server (no --target-url)")
+    from conformance.mock.faults import FaultSet, UnknownFault
+
+    try:
+        FaultSet(args.fault)
+    except UnknownFault as exc:
+        raise UsageError(str(exc)) from None
+    reports: Path = args.reports
+    pytest_args = [str(suites_dir())]
+    if args.config:
+        pytest_args += ["--config", str(args.config)]
+    for flag, value in (
+        ("--target-url", args.target_url),
+        ("--profile", args.profile),
+        ("--client-id", args.client_id),
+        ("--patient-id", args.patient_id),
+        ("--request-timeout", args.timeout),
+    ):
+        if value is not None:
+            pytest_args += [flag, str(value)]
+    for key_file in args.private_key or []:
+        pytest_args += ["--private-key", key_file]
+    for scope in args.scope or []:
+        pytest_args += ["--scope", scope]
+    if args.no_verify_tls:
+        pytest_args.append("--no-verify-tls")
+    for fault in args.fault:
+        pytest_args += ["--mock-fault", fault]
+    pytest_args += [
+        "--alluredir",
+        str(reports / "allure-results"),
+        "--clean-alluredir",
+        "--junitxml",
+        str(reports / "junit.xml"),
+        "--conformance-results",
+        str(reports / "results.json"),
+        "-p",
+        "no:randomly",
+    ]
+    extra = [a for a in args.pytest_args if a != "--"]
+    if not any(a in ("--lf", "--ff", "--last-failed", "--failed-first") for a in extra):
+        pytest_args += ["-p", "no:cacheprovider"]
+    if args.keyword:
+        pytest_args += ["-k", args.keyword]
+    if args.markexpr:
+        pytest_args += ["-m", args.markexpr]
+    if args.exitfirst:
+        pytest_args.append("-x")
+    if args.workers:
+        pytest_args += ["-n", args.workers]
+    pytest_args += ["-q"] * args.quiet + ["-v"] * args.verbose + ["-rfE"] + extra
+    where = "the embedded reference server" if config.embedded else config.base_url
+    print(f"conformance: certifying {where} (profile {config.profile}); reports in {reports}/", flush=True)
+    started = time.monotonic()
+    code = pytest.main(pytest_args)
+    elapsed = time.monotonic() - started
+    print(
+        f"conformance: finished in {elapsed:.1f} s; Allure results in {reports / 'allure-results'}",
+        flush=True,
+    )
+    if code == pytest.ExitCode.OK:
+        return EXIT_OK
+    if code == pytest.ExitCode.TESTS_FAILED:
+        return EXIT_FAILED
+    if code == pytest.ExitCode.NO_TESTS_COLLECTED:
+        print("conformance: error: no checks were selected", file=sys.stderr)
+        return EXIT_USAGE
+    if code in (pytest.ExitCode.USAGE_ERROR, pytest.ExitCode.INTERRUPTED):
+        return EXIT_USAGE
+    return EXIT_FAILED
+
+
+def _load_clients_file(path: Path) -> list[dict[str, Any]]:
+    import tomllib
+
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise UsageError(f"clients file {path} cannot be read: {exc}") from None
+    clients = data.get("client", [])
+    if not isinstance(clients, list):
+        raise UsageError(f"clients file {path} must hold [[client]] tables")
+    return clients
+
+
+def command_mock(args: argparse.Namespace) -> int:
+    from conformance.mock.faults import FaultSet, UnknownFault
+    from conformance.mock.server import MockServer
+    from conformance.mock.store import Client
+
+    if not profiles.is_known(args.profile):
+        raise UsageError(f"--profile must be one of {_profile_list(aliases=True)}")
+    profile = profiles.get(args.profile)
+    try:
+        FaultSet(args.fault)
+    except UnknownFault as exc:
+        raise UsageError(str(exc)) from None
+    clients: list[Client] = []
+    for entry in _load_clients_file(args.clients) if args.clients else []:
+        clients.append(_client_from_entry(entry, args.clients))
+    if args.register_client and args.client_secret_env:
+        import os
+
+        if profile.secret_client is None:
+            raise UsageError(
+                f"--client-secret-env: profile {profile.name} has no clients that authenticate with a secret"
+            )
+        secret = os.environ.get(args.client_secret_env)
+        if not secret:
+            raise UsageError(f"environment variable {args.client_secret_env} (--client-secret-env) is not set")
+        clients.append(profile.secret_client(args.register_client, secret, args.scopes.split()))
+    elif args.register_client:
+        if not args.jwks and not args.jwks_url:
+            raise UsageError("--register-client needs --jwks FILE, --jwks-url URL or --client-secret-env NAME")
+        entry = {"client_id": args.register_client, "scopes": args.scopes.split()}
+        if args.jwks:
+            entry["jwks_file"] = str(args.jwks)
+        if args.jwks_url:
+            entry["jwks_url"] = args.jwks_url
+        clients.append(_client_from_entry(entry, Path.cwd() / "command line"))
+    settings = profile.server_settings(
+        args.fault,
+        db_path=args.db,
+        token_lifetime=args.token_lifetime,
+        carequality_shape=args.carequality_shape,
+        access_denied=args.access_denied,
+        clock_offset=args.clock_offset,
+    )
+    options = profiles.ServeOptions(pki=args.pki)
+    prepare = profile.serve_prepare(options) if profile.serve_prepare is not None else None
+    try:
+        server = MockServer(settings, host=args.host, port=args.port, prepare=prepare)
+    except OSError as exc:
+        raise UsageError(f"cannot listen on {args.host}:{args.port}: {exc.strerror}") from None
+    except profiles.ProfileSetupError as exc:
+        raise UsageError(str(exc)) from None
+    for client in clients:
+        server.ctx.store.put_client(client)
+    registered = [c.client_id for c in server.ctx.store.clients()]
+    print(f"reference server ({args.profile}) at {settings.fhir_base}", flush=True)
+    for line in profile.serve_banner(server, options, registered):
+        print(line, flush=True)
+    if settings.faults:
+        print(f"  faults on: {', '.join(sorted(settings.faults.names))}", flush=True)
+    print("  press Ctrl-C to stop", flush=True)
+    server.serve_forever()
+    return EXIT_OK
+
+
+def _client_from_entry(entry: dict[str, Any], source: Path) -> Any:
+    from conformance.mock.store import Client
+
+    client_id = entry.get("client_id")
+    if not isinstance(client_id, str) or not client_id:
+        raise UsageError(f"a client in {source} has no client_id")
+    jwks = None
+    if "jwks_file" in entry:
+        jwks_path = Path(entry["jwks_file"])
+        if not jwks_path.is_absolute():
+            jwks_path = source.parent / jwks_path
+        try:
+            jwks = json.loads(jwks_path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise UsageError(f"JWKS file {jwks_path} for client {client_id} cannot be read: {exc}") from None
+        if not isinstance(jwks, dict) or not isinstance(jwks.get("keys"), list):
+            raise UsageError(f"JWKS file {jwks_path} for client {client_id} is not a JWKS")
+        if any("d" in key for key in jwks["keys"]):
+            raise UsageError(f"JWKS file {jwks_path} holds a private key; register the public JWKS only")
+    scopes = entry.get("scopes", ["system/Patient.rs", "system/Observation.rs"])
+    return Client(
+        client_id,
+        jwks=jwks,
+        jwks_uri=entry.get("jwks_url"),
+        scopes=scopes.split() if isinstance(scopes, str) else list(scopes),
+        token_lifetime=entry.get("token_lifetime"),
+    )
+
+
+def command_keys(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    from conformance.crypto.jose import generate_ec, generate_rsa, jwks
+    from conformance.runner.configuration import ConfigError, load_config
+
+    if args.keys_command == "generate":
+        directory: Path = args.directory
+        targets = [directory / "client-rs384.pem", directory / "client-es384.pem", directory / "jwks.json"]
+        existing = [str(p) for p in targets if p.exists()]
+        if existing:
+            raise UsageError(f"refusing to overwrite {', '.join(existing)}")
+        rsa, ec = generate_rsa(), generate_ec()
+        try:
+            directory.mkdir(parents=True, exist_ok=True)
+            for path, key in zip(targets, (rsa, ec), strict=False):
+                path.write_bytes(key.private_pem())
+                path.chmod(0o600)
+            targets[2].write_text(json.dumps(jwks([rsa, ec]), indent=2) + "\n", encoding="utf-8")
+        except OSError as exc:
+            raise UsageError(f"cannot write keys into {directory}: {exc.strerror}") from None
+        print(f"wrote {targets[0]} and {targets[1]} (private, keep them out of version control)")
+        print(f"wrote {targets[2]}: register this public JWKS (or its URL) for your client at the server")
+        return EXIT_OK
+    if args.keys_command == "jwks":
+        try:
+            config = load_config(args.config, {"auth.private_keys": args.private_key})
+        except ConfigError as exc:
+            raise UsageError(str(exc)) from None
+        if not config.keys:
+            raise UsageError("no private key is configured (auth.private_key(s) or --private-key)")
+        print(json.dumps(jwks(config.keys), indent=2))
+        return EXIT_OK
+    parser.parse_args(["keys", "--help"])
+    return EXIT_USAGE
+
+
+def command_diagnose(args: argparse.Namespace) -> int:
+    from conformance.flows.target import open_target
+    from conformance.runner.configuration import ConfigError, load_config
+    from conformance.runner.diagnose import diagnose, render_json, render_text
+    from conformance.runner.embedded import start_embedded
+
+    overrides = {**_target_overrides(args), "target.token_url": args.token_url}
+    try:
+        config = load_config(args.config, overrides)
+    except ConfigError as exc:
+        raise UsageError(str(exc)) from None
+    target = start_embedded(config.profile, template=config) if config.embedded else open_target(config)
+    try:
+        report = diagnose(target)
+        print(json.dumps(render_json(report, target), indent=2) if args.json else render_text(report, target))
+    finally:
+        target.close()
+    return EXIT_OK if report.healthy else EXIT_FAILED
+
+
+def command_pki(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    from conformance.crypto.pki import PkiError, create_community, write_community
+
+    if args.pki_command != "init":
+        parser.parse_args(["pki", "--help"])
+        return EXIT_USAGE
+    servers = args.server_uri or ["http://127.0.0.1:8080/fhir"]
+    try:
+        community = create_community(args.client_uri, servers)
+        written = write_community(community, args.directory)
+    except PkiError as exc:
+        raise UsageError(str(exc)) from None
+    print(f"wrote a TEST trust community to {args.directory}/ ({len(written)} files):")
+    print(f"  trust anchor:        {args.directory / 'community-root.pem'}")
+    print(f"  client certificate:  {args.directory / 'client-cert.pem'} + client-key.pem (SAN {args.client_uri})")
+    print(f"  server certificate:  {args.directory / 'server-cert.pem'} + server-key.pem (SAN {', '.join(servers)})")
+    print("  negative fixtures:   expired-client-*, untrusted-root.pem + untrusted-client-*, other-client-*")
+    print(f"serve it: conformance mock --profile udap --pki {args.directory}")
+    return EXIT_OK
+
+
+def command_faults(args: argparse.Namespace) -> int:
+    from conformance.runner.fault_coverage import coverage
+
+    report = coverage(suites_dir())
+    if args.json:
+        print(json.dumps(report, indent=1))
+    else:
+        for fault in report["faults"]:
+            print(f"{fault['name']}  [{', '.join(fault['profiles'])}]")
+            print(f"    {fault['description']}")
+            for check in fault["checks"]:
+                print(f"    kills {check}")
+            if not fault["checks"]:
+                print("    kills NO CHECK")
+        uncovered = report["uncovered"]
+        print(
+            f"\n{len(report['faults'])} faults, {report['check_count']} checks; "
+            f"{len(uncovered)} checks are killed by no fault"
+        )
+        for check in uncovered:
+            print(f"  not killed: {check}")
+        for pattern in report["dead_patterns"]:
+            print(f"  pattern matches no check: {pattern}")
+    stale = report["uncovered"] or report["dead_patterns"] or any(not f["checks"] for f in report["faults"])
+    if args.check and stale:
+        return EXIT_FAILED
+    return EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,464 @@
+"""Target configuration: one validated model from a TOML file, environment and flags.
+
+Precedence: command-line flags, then environment variables, then the TOML file,
+then defaults. Every value remembers where it came from, so an error can say
+"private key file ./key.pem does not exist (auth.private_key in target.toml)".
+Client secrets are never read from the TOML file itself: only from an
+environment variable or a file it names, so the config can be committed.
+What a profile needs (a client id, keys, a secret, the [udap] section) comes
+from the profile registry.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from cryptography import x509
+
+from conformance import profiles
+from conformance.core.config import (
+    DEFAULT_SECRET_ENV,
+    UDAP_FIXTURES,
+    UDAP_VERSIONS,
+    ConfigError,
+    JwksHostConfig,
+    TargetConfig,
+    UdapConfig,
+)
+from conformance.crypto.jose import ClientKey, KeyFileError, load_key
+from conformance.crypto.pki import CertifiedKey, PkiError, load_anchors, load_certified_key, load_pkcs12
+
+# option -> (type, default). Types: str, float, int, bool, list (of str), dict (str->str), path.
+SCHEMA: dict[str, tuple[str, Any]] = {
+    "target.base_url": ("str", None),
+    "target.profile": ("str", profiles.DEFAULT.name),
+    "target.patient_id": ("str", None),
+    "target.fhir_version": ("str", "4.0.1"),
+    "auth.client_id": ("str", None),
+    "auth.private_key": ("path", None),
+    "auth.private_keys": ("pathlist", []),
+    "auth.jwks_url": ("str", None),
+    "auth.other_client_id": ("str", None),
+    "auth.other_client_key": ("path", None),
+    "auth.expiry_client_id": ("str", None),
+    "auth.client_secret_env": ("str", DEFAULT_SECRET_ENV),
+    "auth.client_secret_file": ("path", None),
+    "auth.special_client_id": ("str", None),
+    "auth.special_client_secret_env": ("str", None),
+    "target.other_tenant_base_url": ("str", None),
+    "target.token_url": ("str", None),
+    "auth.scopes": ("list", ["system/Patient.read"]),
+    "auth.unauthorized_scope": ("str", "system/Practitioner.read"),
+    "http.timeout": ("float", 10.0),
+    "http.verify_tls": ("bool", True),
+    "http.ca_bundle": ("path", None),
+    "http.headers": ("dict", {}),
+    "http.secret_headers": ("list", []),
+    "http.max_body_bytes": ("int", 2 * 1024 * 1024),
+    "checks.expiry_wait": ("float", 0.0),
+    "udap.cert_chain": ("path", None),
+    "udap.private_key": ("path", None),
+    "udap.pkcs12": ("path", None),
+    "udap.pkcs12_password_env": ("str", None),
+    "udap.trust_anchors": ("pathlist", []),
+    "udap.client_uri": ("str", None),
+    "udap.version": ("str", "STU2"),
+    "udap.community": ("str", None),
+    "udap.organization_id": ("str", None),
+    "udap.organization_name": ("str", None),
+    "udap.purpose_of_use": ("list", ["urn:oid:2.16.840.1.113883.5.8#TREAT"]),
+    "udap.scopes": ("list", ["system/Patient.read", "system/Observation.read"]),
+    "udap.registration_content_type": ("str", "application/json"),
+    "udap.registration": ("str", "either"),
+    "udap.other_cert_chain": ("path", None),
+    "udap.other_private_key": ("path", None),
+    "udap.lifecycle_cert_chain": ("path", None),
+    "udap.lifecycle_private_key": ("path", None),
+    "udap.expired_cert_chain": ("path", None),
+    "udap.expired_private_key": ("path", None),
+    "udap.untrusted_cert_chain": ("path", None),
+    "udap.untrusted_private_key": ("path", None),
+    "jwks_host.listen": ("str", None),
+    "jwks_host.public_url": ("str", None),
+    "jwks_host.client_id": ("str", None),
+}
+
+ENVIRONMENT = {
+    "CONFORMANCE_TARGET_URL": "target.base_url",
+    "CONFORMANCE_PROFILE": "target.profile",
+    "CONFORMANCE_PATIENT_ID": "target.patient_id",
+    "CONFORMANCE_CLIENT_ID": "auth.client_id",
+    "CONFORMANCE_PRIVATE_KEY": "auth.private_key",
+    "CONFORMANCE_JWKS_URL": "auth.jwks_url",
+    "CONFORMANCE_SCOPES": "auth.scopes",
+    "CONFORMANCE_TIMEOUT": "http.timeout",
+    "CONFORMANCE_VERIFY_TLS": "http.verify_tls",
+    "CONFORMANCE_CA_BUNDLE": "http.ca_bundle",
+}
+
+
+class _Values:
+    """Raw option values with the place each came from."""
+
+    def __init__(self) -> None:
+        self.values: dict[str, Any] = {}
+        self.origin: dict[str, str] = {}
+        self.base_dir: dict[str, Path] = {}
+
+    def set(self, key: str, value: Any, origin: str, base_dir: Path) -> None:
+        self.values[key] = value
+        self.origin[key] = origin
+        self.base_dir[key] = base_dir
+
+    def where(self, key: str) -> str:
+        return f"{key} {self.origin.get(key, 'default')}"
+
+
+def load_config(
+    path: Path | None = None,
+    overrides: Mapping[str, Any] | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> TargetConfig:
+    """Build and validate the target configuration (raises ConfigError)."""
+    environ = os.environ if environ is None else environ
+    raw = _Values()
+    cwd = Path.cwd()
+    if path is None and environ.get("CONFORMANCE_CONFIG"):
+        path = Path(environ["CONFORMANCE_CONFIG"])
+    source = "defaults"
+    if path is not None:
+        source = str(path)
+        _read_toml(path, raw)
+    for var, key in ENVIRONMENT.items():
+        if environ.get(var):
+            value: Any = environ[var]
+            if SCHEMA[key][0] == "list":
+                value = value.split()
+            raw.set(key, value, f"from environment variable {var}", cwd)
+    for key, value in (overrides or {}).items():
+        if value is None:
+            continue
+        if key not in SCHEMA:
+            raise ConfigError(f"unknown option {key}")
+        raw.set(key, value, "on the command line", cwd)
+    return _build(raw, source, environ)
+
+
+def _read_toml(path: Path, raw: _Values) -> None:
+    if not path.is_file():
+        raise ConfigError(f"config file {path} does not exist")
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"config file {path} cannot be read: {exc}") from None
+    origin = f"in {path}"
+    for section, table in data.items():
+        if not isinstance(table, dict):
+            raise ConfigError(
+                f"top-level key {section!r} in {path} must be a [section]; see examples/target.example.toml"
+            )
+        for name, value in table.items():
+            key = f"{section}.{name}"
+            if key == "auth.client_secret":
+                raise ConfigError(
+                    f"auth.client_secret is not accepted in {path}: keep secrets out of config files; "
+                    f"set auth.client_secret_env (default {DEFAULT_SECRET_ENV}) or auth.client_secret_file"
+                )
+            if key not in SCHEMA:
+                hint = difflib.get_close_matches(key, SCHEMA, n=1)
+                suggestion = f"; did you mean {hint[0]}?" if hint else ""
+                raise ConfigError(f"unknown option {key} in {path}{suggestion}")
+            raw.set(key, value, origin, path.parent)
+
+
+def _coerce(key: str, value: Any, raw: _Values) -> Any:
+    kind = SCHEMA[key][0]
+    where = raw.where(key)
+    if kind == "str":
+        if not isinstance(value, str):
+            raise ConfigError(f"{where} must be a string, got {type(value).__name__}")
+        return value.strip() or None
+    if kind == "float":
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{where} must be a number, got {value!r}") from None
+        if number < 0:
+            raise ConfigError(f"{where} must not be negative")
+        return number
+    if kind == "int":
+        if isinstance(value, bool) or not isinstance(value, int | str):
+            raise ConfigError(f"{where} must be an integer, got {value!r}")
+        try:
+            return int(value)
+        except ValueError:
+            raise ConfigError(f"{where} must be an integer, got {value!r}") from None
+    if kind == "bool":
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("1", "true", "yes", "on", "0", "false", "no", "off"):
+            return value.lower() in ("1", "true", "yes", "on")
+        raise ConfigError(f"{where} must be true or false, got {value!r}")
+    if kind == "list":
+        if isinstance(value, str):
+            value = value.split()
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise ConfigError(f"{where} must be a list of strings")
+        return value
+    if kind == "dict":
+        if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
+            raise ConfigError(f"{where} must be a table of strings")
+        return dict(value)
+    if kind == "path":
+        if not isinstance(value, str):
+            raise ConfigError(f"{where} must be a file path string")
+        return _resolve(value, raw.base_dir.get(key, Path.cwd())) if value.strip() else None
+    if kind == "pathlist":
+        if isinstance(value, str):
+            value = [value]
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise ConfigError(f"{where} must be a list of file paths")
+        return [_resolve(v, raw.base_dir.get(key, Path.cwd())) for v in value]
+    raise AssertionError(kind)
+
+
+def _resolve(value: str, base: Path) -> Path:
+    candidate = Path(value).expanduser()
+    return candidate if candidate.is_absolute() else base / candidate
+
+
+def _shown(raw: _Values, option: str, path: Path) -> str:
+    """The path as the user wrote it, plus where it resolved to when that differs."""
+    written = raw.values.get(option)
+    candidates = written if isinstance(written, list) else [written]
+    for text in candidates:
+        if isinstance(text, str) and _resolve(text, raw.base_dir.get(option, Path.cwd())) == path:
+            return text if Path(text) == path else f"{text} (resolved to {path})"
+    return str(path)
+
+
+def _build(raw: _Values, source: str, environ: Mapping[str, str]) -> TargetConfig:
+    v: dict[str, Any] = {}
+    for key, (_, default) in SCHEMA.items():
+        v[key] = _coerce(key, raw.values[key], raw) if key in raw.values else default
+
+    base_url = v["target.base_url"]
+    if base_url is not None:
+        parts = urlsplit(base_url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ConfigError(f"{raw.where('target.base_url')} must be an absolute http(s) URL, got {base_url!r}")
+        base_url = base_url.rstrip("/")
+    if not profiles.is_known(v["target.profile"]):
+        raise ConfigError(
+            f"{raw.where('target.profile')} must be one of {', '.join(profiles.names())}; got {v['target.profile']!r}"
+        )
+    chosen = profiles.get(v["target.profile"])
+    profile, needs = chosen.name, chosen.needs
+
+    key_paths: list[tuple[str, Path]] = []
+    if v["auth.private_key"] is not None:
+        key_paths.append(("auth.private_key", v["auth.private_key"]))
+    key_paths += [("auth.private_keys", p) for p in v["auth.private_keys"]]
+    keys: list[ClientKey] = []
+    for option, key_path in key_paths:
+        if not key_path.exists():
+            raise ConfigError(f"private key file {_shown(raw, option, key_path)} does not exist ({raw.where(option)})")
+        try:
+            keys.append(load_key(key_path))
+        except KeyFileError as exc:
+            raise ConfigError(f"{exc} ({raw.where(option)})") from None
+
+    other_key = None
+    if v["auth.other_client_key"] is not None:
+        other_path = v["auth.other_client_key"]
+        if not other_path.exists():
+            raise ConfigError(
+                f"private key file {_shown(raw, 'auth.other_client_key', other_path)} does not exist "
+                f"({raw.where('auth.other_client_key')})"
+            )
+        try:
+            other_key = load_key(other_path)
+        except KeyFileError as exc:
+            raise ConfigError(f"{exc} ({raw.where('auth.other_client_key')})") from None
+
+    for option in ("http.ca_bundle", "auth.client_secret_file"):
+        file_path = v[option]
+        if file_path is not None and not file_path.exists():
+            raise ConfigError(f"file {_shown(raw, option, file_path)} does not exist ({raw.where(option)})")
+
+    if v["http.ca_bundle"] is not None:
+        import ssl
+
+        try:
+            ssl.create_default_context(cafile=str(v["http.ca_bundle"]))
+        except (ssl.SSLError, OSError, ValueError) as exc:
+            raise ConfigError(
+                f"file {_shown(raw, 'http.ca_bundle', v['http.ca_bundle'])} is not a PEM CA bundle ({exc}) ({raw.where('http.ca_bundle')})"
+            ) from None
+
+    secret: str | None = None
+    if v["auth.client_secret_file"] is not None:
+        secret_path = v["auth.client_secret_file"]
+        try:
+            secret = secret_path.read_text(encoding="utf-8").strip() or None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(
+                f"client secret file {_shown(raw, 'auth.client_secret_file', secret_path)} cannot be read: "
+                f"{getattr(exc, 'strerror', None) or exc} ({raw.where('auth.client_secret_file')})"
+            ) from None
+        if secret is None:
+            raise ConfigError(f"client secret file is empty ({raw.where('auth.client_secret_file')})")
+    elif environ.get(v["auth.client_secret_env"]):
+        secret = environ[v["auth.client_secret_env"]]
+
+    if base_url is not None:
+        if v["auth.client_id"] is None and needs.client_id:
+            raise ConfigError(
+                f"auth.client_id is required for profile {profile} "
+                f"(set it in the config file, --client-id or CONFORMANCE_CLIENT_ID)"
+            )
+        if needs.private_key and not keys:
+            raise ConfigError(
+                f"profile {profile} needs at least one private key "
+                "(auth.private_key / auth.private_keys, --private-key or CONFORMANCE_PRIVATE_KEY)"
+            )
+        if needs.client_secret and secret is None:
+            raise ConfigError(
+                f"profile {profile} needs a client secret: set the environment variable "
+                f"{v['auth.client_secret_env']} (auth.client_secret_env) or auth.client_secret_file"
+            )
+
+    jwks_host = None
+    if v["jwks_host.listen"] is not None:
+        listen = v["jwks_host.listen"]
+        host, _, port = listen.rpartition(":")
+        if not host or not port.isdigit():
+            raise ConfigError(f"{raw.where('jwks_host.listen')} must be host:port, got {listen!r}")
+        if v["jwks_host.public_url"] is None or v["jwks_host.client_id"] is None:
+            raise ConfigError("jwks_host needs listen, public_url and client_id together")
+        jwks_host = JwksHostConfig(host, int(port), v["jwks_host.public_url"], v["jwks_host.client_id"])
+
+    if v["http.timeout"] == 0:
+        raise ConfigError(f"{raw.where('http.timeout')} must be greater than 0")
+
+    return TargetConfig(
+        base_url=base_url,
+        profile=profile,
+        patient_id=v["target.patient_id"],
+        client_id=v["auth.client_id"],
+        keys=keys,
+        jwks_url=v["auth.jwks_url"],
+        other_client_id=v["auth.other_client_id"],
+        other_client_key=other_key,
+        expiry_client_id=v["auth.expiry_client_id"],
+        client_secret=secret,
+        special_client_id=v["auth.special_client_id"],
+        special_client_secret=environ.get(v["auth.special_client_secret_env"] or "") or None,
+        other_tenant_base_url=v["target.other_tenant_base_url"],
+        token_url=v["target.token_url"],
+        udap=_udap_config(raw, v, chosen, base_url, environ),
+        scopes=v["auth.scopes"],
+        unauthorized_scope=v["auth.unauthorized_scope"],
+        timeout=v["http.timeout"],
+        verify_tls=v["http.verify_tls"],
+        ca_bundle=v["http.ca_bundle"],
+        headers=v["http.headers"],
+        secret_headers=v["http.secret_headers"],
+        max_body_bytes=v["http.max_body_bytes"],
+        expiry_wait=v["checks.expiry_wait"],
+        jwks_host=jwks_host,
+        source=source,
+    )
+
+
+def _certified(raw: _Values, v: dict[str, Any], cert_option: str, key_option: str) -> CertifiedKey | None:
+    cert_path, key_path = v[cert_option], v[key_option]
+    if cert_path is None and key_path is None:
+        return None
+    if cert_path is None or key_path is None:
+        missing = cert_option if cert_path is None else key_option
+        raise ConfigError(f"{missing} is needed together with {key_option if missing == cert_option else cert_option}")
+    for option, path in ((cert_option, cert_path), (key_option, key_path)):
+        if not path.exists():
+            raise ConfigError(f"file {_shown(raw, option, path)} does not exist ({raw.where(option)})")
+    try:
+        return load_certified_key(cert_path, key_path)
+    except PkiError as exc:
+        raise ConfigError(f"{exc} ({raw.where(cert_option)})") from None
+
+
+def _udap_config(
+    raw: _Values, v: dict[str, Any], chosen: profiles.Profile, base_url: str | None, environ: Mapping[str, str]
+) -> UdapConfig | None:
+    """The [udap] section, validated only for a configured target of a profile that needs it."""
+    if not chosen.needs.udap or base_url is None:
+        return None
+    profile = chosen.name
+    if v["udap.registration"] not in ("new", "either"):
+        raise ConfigError(f"{raw.where('udap.registration')} must be new or either")
+    if v["udap.version"] not in UDAP_VERSIONS:
+        raise ConfigError(f"{raw.where('udap.version')} must be one of {', '.join(UDAP_VERSIONS)}")
+    client = _certified(raw, v, "udap.cert_chain", "udap.private_key")
+    if client is None and v["udap.pkcs12"] is not None:
+        path = v["udap.pkcs12"]
+        if not path.exists():
+            raise ConfigError(f"file {_shown(raw, 'udap.pkcs12', path)} does not exist ({raw.where('udap.pkcs12')})")
+        password_env = v["udap.pkcs12_password_env"]
+        password = environ.get(password_env, "").encode() if password_env else None
+        try:
+            client = load_pkcs12(path, password or None)
+        except PkiError as exc:
+            raise ConfigError(f"{exc} ({raw.where('udap.pkcs12')})") from None
+    if client is None:
+        raise ConfigError(
+            f"profile {profile} needs the client certificate issued by the trust community: "
+            "udap.cert_chain + udap.private_key, or udap.pkcs12 (`conformance pki init` makes a test one)"
+        )
+    anchors: list[x509.Certificate] = []
+    if v["udap.trust_anchors"]:
+        for option_path in v["udap.trust_anchors"]:
+            if not option_path.exists():
+                raise ConfigError(
+                    f"file {_shown(raw, 'udap.trust_anchors', option_path)} does not exist ({raw.where('udap.trust_anchors')})"
+                )
+        try:
+            anchors = load_anchors(v["udap.trust_anchors"])
+        except PkiError as exc:
+            raise ConfigError(f"{exc} ({raw.where('udap.trust_anchors')})") from None
+    elif chosen.needs.udap_trust_anchors:
+        raise ConfigError(f"profile {profile} needs udap.trust_anchors to validate the server's signed_metadata")
+    client_uri = v["udap.client_uri"] or next(iter(client.san_uris()), None)
+    if client_uri is None:
+        raise ConfigError("the client certificate has no URI subjectAltName; set udap.client_uri")
+    if client_uri not in client.san_uris():
+        raise ConfigError(f"udap.client_uri {client_uri} is not a URI subjectAltName of the client certificate")
+    fixtures = {}
+    for name in UDAP_FIXTURES:
+        certified = _certified(raw, v, f"udap.{name}_cert_chain", f"udap.{name}_private_key")
+        if certified is not None:
+            fixtures[name] = certified
+    config = UdapConfig(
+        client=client,
+        anchors=anchors,
+        client_uri=client_uri,
+        version=v["udap.version"],
+        community=v["udap.community"],
+        purpose_of_use=v["udap.purpose_of_use"],
+        scopes=v["udap.scopes"],
+        registration_content_type=v["udap.registration_content_type"],
+        registration=v["udap.registration"],
+        fixtures=fixtures,
+    )
+    if v["udap.organization_id"]:
+        config.organization_id = v["udap.organization_id"]
+    if v["udap.organization_name"]:
+        config.organization_name = v["udap.organization_name"]
+    return config

@@ -1,0 +1,528 @@
+"""pytest plugin: runs the suites against a target and reports in the suite's outcome vocabulary.
+
+Registered through the `pytest11` entry point, so `pytest suites --target-url …`
+works with -k, -m, -x, --lf and xdist. It adds the target options, starts the
+embedded reference server when no target is given, maps check outcomes
+(pass, fail, warning, skip, not-applicable, broken) onto pytest, Allure and
+JUnit, and prints a conformance summary. Without suites being collected it
+does nothing, so it costs nothing in other test runs.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import os
+from collections import Counter
+from collections.abc import Generator, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from conformance import profiles
+from conformance.checking.evidence import curl_command, render_request, render_response
+from conformance.checking.requirements import Level, lookup
+from conformance.core.config import ConfigError, TargetConfig
+from conformance.core.outcomes import (
+    CheckFailure,
+    ConformanceOutcome,
+    NotApplicable,
+    PreconditionFailed,
+    SpecWarning,
+    collecting_notes,
+)
+from conformance.core.recording import Exchange, capturing
+from conformance.core.redaction import Redactor, activate
+from conformance.flows.target import Target
+from conformance.runner.configuration import load_config
+
+CURL_SHOWN = 600
+LEVEL_MARKERS = {Level.SHALL: "shall", Level.SHOULD: "should", Level.MAY: "may", Level.DE_FACTO: "de_facto"}
+OUTCOMES = ("pass", "warning", "fail", "broken", "skip", "not-applicable")
+SEVERITY = {Level.SHALL: "critical", Level.SHOULD: "normal", Level.MAY: "minor", Level.DE_FACTO: "minor"}
+
+config_key = pytest.StashKey["PluginState"]()
+check_key = pytest.StashKey["CheckState"]()
+
+
+@dataclass
+class CheckState:
+    """What happened while one check ran, for the report."""
+
+    warning: SpecWarning | CheckFailure | None = None
+    notes: list[tuple[str, str]] = field(default_factory=list)
+
+
+@dataclass
+class PluginState:
+    target_config: TargetConfig | None
+    config_error: str | None
+    faults: list[str]
+    mock_settings: dict[str, Any]
+    keys_dir: Path | None
+    results_path: Path | None
+    redactor: Redactor = field(default_factory=Redactor)
+    target: Target | None = None
+    results: list[dict[str, Any]] = field(default_factory=list)
+    deselected_for_profile: int = 0
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("conformance", "FHIR B2B conformance target")
+    group.addoption(
+        "--target-url", help="FHIR base URL of the server under test (default: the embedded reference server)"
+    )
+    group.addoption("--config", dest="conformance_config", help="target configuration file (TOML)")
+    group.addoption("--profile", help=f"auth profile: {', '.join(profiles.names())}")
+    group.addoption("--client-id", help="client id registered at the target")
+    group.addoption(
+        "--private-key",
+        action="append",
+        default=None,
+        help="client private key file (PEM or JWK); repeatable",
+    )
+    group.addoption("--patient-id", help="a patient id the client may read")
+    group.addoption("--scope", action="append", default=None, help="scope to request; repeatable")
+    group.addoption("--request-timeout", type=float, default=None, help="per-request timeout in seconds")
+    group.addoption("--no-verify-tls", action="store_true", default=False, help="do not verify TLS certificates")
+    group.addoption(
+        "--mock-fault",
+        action="append",
+        default=[],
+        help="embedded run only: switch a reference-server fault on",
+    )
+    group.addoption("--embedded-keys", default=None, help="embedded run only: directory to load/save the run's keys")
+    group.addoption(
+        "--mock-setting",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="embedded run only: a reference-server setting, e.g. carequality_shape=override-header",
+    )
+    group.addoption("--conformance-results", default=None, help="write check outcomes as JSON to this file")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "requirement(id, level=None): the requirement a check enforces")
+    config.addinivalue_line("markers", "profiles(*names): the profiles a case of a shared suite applies to")
+    config.addinivalue_line("markers", "late: a check that waits for time to pass; runs after the others")
+    for level in LEVEL_MARKERS.values():
+        config.addinivalue_line("markers", f"{level}: a check at this requirement level (select with -m {level})")
+    overrides: dict[str, Any] = {
+        "target.base_url": config.getoption("target_url"),
+        "target.profile": config.getoption("profile"),
+        "auth.client_id": config.getoption("client_id"),
+        "auth.private_keys": config.getoption("private_key"),
+        "target.patient_id": config.getoption("patient_id"),
+        "auth.scopes": config.getoption("scope"),
+        "http.timeout": config.getoption("request_timeout"),
+        "http.verify_tls": False if config.getoption("no_verify_tls") else None,
+    }
+    path = config.getoption("conformance_config")
+    target_config: TargetConfig | None = None
+    error = None
+    try:
+        target_config = load_config(Path(path) if path else None, overrides)
+        if (config.getoption("mock_fault") or config.getoption("mock_setting")) and not target_config.embedded:
+            raise ConfigError(
+                "--mock-fault and --mock-setting only apply to the embedded reference server (no --target-url)"
+            )
+        mock_settings = parse_mock_settings(config.getoption("mock_setting"))
+        from conformance.mock.faults import FaultSet, UnknownFault
+
+        try:
+            FaultSet(config.getoption("mock_fault"))
+        except UnknownFault as exc:
+            raise ConfigError(str(exc)) from None
+    except ConfigError as exc:
+        error = str(exc)
+        mock_settings = {}
+    results = config.getoption("conformance_results")
+    keys_dir = config.getoption("embedded_keys")
+    config.stash[config_key] = PluginState(
+        target_config=target_config,
+        config_error=error,
+        faults=list(config.getoption("mock_fault")),
+        mock_settings=mock_settings,
+        keys_dir=Path(keys_dir) if keys_dir else None,
+        results_path=Path(results) if results else None,
+    )
+    config.pluginmanager.register(ResultCollector(config), "conformance-results")
+
+
+MOCK_SETTING_TYPES: dict[str, type] = {
+    "carequality_shape": str,
+    "publish_udap_metadata": bool,
+    "token_lifetime": int,
+    "clock_offset": float,
+}
+
+
+def parse_mock_settings(values: list[str]) -> dict[str, Any]:
+    """NAME=VALUE pairs for the embedded reference server, typed and validated."""
+    settings: dict[str, Any] = {}
+    for item in values:
+        name, sep, value = item.partition("=")
+        if not sep or name not in MOCK_SETTING_TYPES:
+            raise ConfigError(
+                f"--mock-setting takes NAME=VALUE with NAME one of {', '.join(MOCK_SETTING_TYPES)}; got {item!r}"
+            )
+        kind = MOCK_SETTING_TYPES[name]
+        try:
+            settings[name] = value.lower() in ("1", "true", "yes", "on") if kind is bool else kind(value)
+        except ValueError:
+            raise ConfigError(f"--mock-setting {name} needs a {kind.__name__}, got {value!r}") from None
+    return settings
+
+
+def _state(config: pytest.Config) -> PluginState:
+    return config.stash[config_key]
+
+
+def _is_check(item: pytest.Item) -> bool:
+    return isinstance(item, pytest.Function) and "target" in item.fixturenames
+
+
+def check_id(item: pytest.Item) -> str:
+    """A stable id: the path below suites/ plus the test name, e.g. token/test_x.py::test_y[RS384]."""
+    path = Path(str(item.path))
+    relative = next(
+        (path.relative_to(parent).as_posix() for parent in path.parents if parent.name == "suites"), path.name
+    )
+    return "::".join([relative, *item.nodeid.split("::")[1:]])
+
+
+def requirement_of(item: pytest.Item) -> tuple[str | None, Level | None]:
+    marker = item.get_closest_marker("requirement")
+    if marker is None or not marker.args:
+        return None, None
+    requirement = lookup(marker.args[0])
+    level = marker.kwargs.get("level")
+    return requirement.id, Level(level) if level else requirement.level
+
+
+CLAIMED_SUITES = frozenset(suite for profile in profiles.PROFILES for suite in profile.suites)
+
+
+def applies_to(item: pytest.Item, profile: profiles.Profile) -> bool:
+    """Whether a check runs for a profile.
+
+    A check in a suite folder that profiles claim runs for the profiles that list
+    the folder; a check anywhere else (a user's own check file) runs for every
+    profile. A `profiles` marker on a case narrows it further.
+    """
+    area = check_id(item).split("/", 1)[0]
+    if area in CLAIMED_SUITES and area not in profile.suites:
+        return False
+    marker = item.get_closest_marker("profiles")
+    return marker is None or profile.name in marker.args
+
+
+def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list[pytest.Item]) -> None:
+    state = _state(config)
+    checks = [i for i in items if _is_check(i)]
+    if not checks:
+        return
+    if state.config_error:
+        pytest.exit(f"configuration error: {state.config_error}", returncode=2)
+    assert state.target_config is not None
+    profile = profiles.get(state.target_config.profile)
+    keep, drop = [], []
+    for item in items:
+        if _is_check(item) and not applies_to(item, profile):
+            drop.append(item)
+        else:
+            keep.append(item)
+    for item in checks:
+        if item.get_closest_marker("requirement") is None:
+            raise pytest.UsageError(f"check {item.nodeid} has no @pytest.mark.requirement")
+        rid, level = requirement_of(item)  # fails collection early on an unknown id
+        if rid and level:
+            item.extra_keyword_matches.add(rid)  # -k SBS-AERR-28
+            item.add_marker(LEVEL_MARKERS[level])  # -m shall
+    if drop:
+        state.deselected_for_profile = len(drop)
+        config.hook.pytest_deselected(items=drop)
+    # Checks that wait for a token to expire go last, so the rest of the run does the waiting.
+    items[:] = [i for i in keep if i.get_closest_marker("late") is None] + [
+        i for i in keep if i.get_closest_marker("late") is not None
+    ]
+
+
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    state = _state(config)
+    cfg = state.target_config
+    if cfg is None:
+        return []
+    if cfg.embedded:
+        faults = f", faults: {', '.join(state.faults)}" if state.faults else ""
+        settings = "".join(f", {k}={v}" for k, v in state.mock_settings.items())
+        return [f"conformance: embedded reference server, profile {cfg.profile}{faults}{settings}"]
+    return [f"conformance: target {cfg.base_url}, profile {cfg.profile}, config {cfg.source}"]
+
+
+@pytest.fixture(scope="session")
+def target(request: pytest.FixtureRequest) -> Iterator[Target]:
+    """The server under test: the configured one, or a freshly started reference server."""
+    from conformance.flows.target import open_target
+    from conformance.runner.embedded import start_embedded
+
+    state = _state(request.config)
+    assert state.target_config is not None
+    cfg = state.target_config
+    if cfg.embedded:
+        tgt = start_embedded(
+            cfg.profile, faults=state.faults, keys_dir=state.keys_dir, template=cfg, mock_settings=state.mock_settings
+        )
+    else:
+        tgt = open_target(cfg)
+    state.target = tgt
+    state.redactor = tgt.redactor
+    activate(tgt.redactor)
+    try:
+        yield tgt
+    finally:
+        tgt.close()
+
+
+def _evidence(item: pytest.Item, captured: list[Exchange]) -> list[Exchange]:
+    found: dict[int, Exchange] = {}
+    funcargs = getattr(item, "funcargs", {})
+    own = inspect.signature(item.obj).parameters if hasattr(item, "obj") else {}
+    for name, value in funcargs.items():
+        if name not in own:
+            continue
+        gather = getattr(value, "__evidence__", None)
+        if callable(gather):
+            for exchange in gather():
+                found.setdefault(exchange.id, exchange)
+    for exchange in captured:
+        found.setdefault(exchange.id, exchange)
+    return sorted(found.values(), key=lambda e: e.id)
+
+
+def _attach(exchanges: list[Exchange], redactor: Redactor) -> None:
+    import allure
+
+    for exchange in exchanges:
+        status = exchange.status if exchange.status is not None else "no response"
+        title = f"{exchange.purpose}: {exchange.method} {redactor.url(exchange.url)} → {status}"
+        request = (
+            f"{render_request(exchange, redactor)}\n\n# reproduce (secrets masked):\n{curl_command(exchange, redactor)}"
+        )
+        with allure.step(title):
+            allure.attach(request, "request", allure.attachment_type.TEXT)
+            allure.attach(render_response(exchange, redactor), "response", allure.attachment_type.TEXT)
+
+
+def _label_allure(item: pytest.Item) -> None:
+    import allure
+
+    rid, level = requirement_of(item)
+    if rid is None or level is None:
+        return
+    requirement = lookup(rid)
+    allure.dynamic.label("requirement", rid)
+    allure.dynamic.label("level", level.value)
+    allure.dynamic.label("check_id", check_id(item))
+    allure.dynamic.tag(level.value)
+    allure.dynamic.severity(SEVERITY[level])
+    allure.dynamic.link(requirement.url, name=f"{rid}: {requirement.summary}")
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_setup(item: pytest.Item) -> Generator[None, None, None]:
+    if not _is_check(item):
+        return (yield)
+    rid, level = requirement_of(item)
+    item.user_properties += [
+        ("check_id", check_id(item)),
+        ("requirement", rid),
+        ("level", level.value if level else ""),
+    ]
+    redactor = _state(item.config).redactor
+    try:
+        return (yield)
+    except NotApplicable as exc:
+        pytest.skip(f"not applicable: {redactor.text(str(exc))}")
+    except PreconditionFailed as exc:
+        pytest.skip(f"precondition: {redactor.text(str(exc))}")
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Generator[None, None, None]:
+    if not _is_check(item):
+        return (yield)
+    state = CheckState()
+    item.stash[check_key] = state
+    _label_allure(item)
+    _, level = requirement_of(item)
+    redactor = _state(item.config).redactor
+    with capturing() as captured, collecting_notes() as notes:
+        try:
+            return (yield)
+        except SpecWarning as warning:
+            state.warning = warning
+            return None
+        except CheckFailure as failure:
+            if failure.requirement is not None:
+                level = lookup(failure.requirement).level
+            if level is not None and not level.fails_run:
+                state.warning = failure
+                return None
+            raise
+        except NotApplicable as exc:
+            pytest.skip(f"not applicable: {redactor.text(str(exc))}")
+        except PreconditionFailed as exc:
+            pytest.skip(f"precondition: {redactor.text(str(exc))}")
+        finally:
+            state.notes = list(notes.items)
+            _attach(_evidence(item, captured), redactor)
+            _describe_in_allure(state, redactor)
+
+
+def _describe_in_allure(state: CheckState, redactor: Redactor) -> None:
+    import allure
+
+    lines = [f"- {k}: {redactor.text(v)}" for k, v in state.notes]
+    if state.warning is not None:
+        allure.dynamic.label("outcome", "warning")
+        lines.insert(0, f"**Warning:** {redactor.text(_render_outcome(state.warning, redactor))}")
+    if lines:
+        allure.dynamic.description("\n".join(lines))
+
+
+def _render_outcome(outcome: BaseException, redactor: Redactor, item: pytest.Item | None = None) -> str:
+    if isinstance(outcome, CheckFailure | SpecWarning):
+        lines = [outcome.title]
+        if outcome.expected:
+            lines.append(f"  expected: {outcome.expected}")
+        if outcome.actual:
+            lines.append(f"  actual:   {outcome.actual}")
+    else:
+        lines = [str(outcome)]
+    if item is not None:
+        rid, level = requirement_of(item)
+        own = getattr(outcome, "requirement", None)
+        if isinstance(own, str):
+            rid, level = own, lookup(own).level
+        if rid is not None and level is not None:
+            requirement = lookup(rid)
+            lines.append(f"  requirement: {rid} ({level.value}) {requirement.summary}")
+            lines.append(f"  spec: {requirement.url}")
+    exchange = getattr(outcome, "exchange", None)
+    if isinstance(exchange, Exchange):
+        curl = curl_command(exchange, redactor)
+        if len(curl) > CURL_SHOWN:
+            curl = curl[:CURL_SHOWN] + "… (full command in the report's request attachment)"
+        lines.append(f"  reproduce: {curl}")
+    return redactor.text("\n".join(lines))
+
+
+def _classify(report: pytest.TestReport, excinfo: pytest.ExceptionInfo[BaseException] | None, item: pytest.Item) -> str:
+    if report.skipped:
+        reason = str(report.longrepr[2]) if isinstance(report.longrepr, tuple) else str(report.longrepr)
+        return "not-applicable" if "not applicable:" in reason else "skip"
+    if report.failed:
+        if report.when != "call":
+            return "broken"
+        exc = excinfo.value if excinfo else None
+        return "fail" if isinstance(exc, AssertionError) else "broken"
+    state = item.stash.get(check_key, None)
+    return "warning" if state is not None and state.warning is not None else "pass"
+
+
+def _set_property(properties: list[tuple[str, object]], name: str, value: object) -> None:
+    properties[:] = [(k, v) for k, v in properties if k != name]
+    properties.append((name, value))
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    report = yield
+    if not _is_check(item):
+        return report
+    redactor = _state(item.config).redactor
+    exc = call.excinfo.value if call.excinfo else None
+    if report.failed and isinstance(exc, ConformanceOutcome):
+        report.longrepr = _render_outcome(exc, redactor, item)
+    elif report.failed and exc is not None:
+        report.longrepr = redactor.text(str(report.longrepr))
+    elif report.skipped and isinstance(report.longrepr, tuple):
+        path, line, reason = report.longrepr
+        report.longrepr = (path, line, redactor.text(reason))
+    decisive = report.when == "call" or not report.passed
+    if decisive:
+        outcome = _classify(report, call.excinfo, item)
+        _set_property(item.user_properties, "outcome", outcome)
+        state = item.stash.get(check_key, None)
+        if state is not None and state.warning is not None:
+            _set_property(item.user_properties, "warning", redactor.text(state.warning.title))
+        if state is not None:
+            for key, value in state.notes:
+                _set_property(item.user_properties, f"note:{key}", redactor.text(value))
+    if report.when == "teardown" and report.failed:
+        _set_property(item.user_properties, "outcome", "broken")
+    report.user_properties = list(item.user_properties)
+    return report
+
+
+class ResultCollector:
+    """Collects one result per check from the final report of each test (works under xdist)."""
+
+    def __init__(self, config: pytest.Config) -> None:
+        self.config = config
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        if report.when != "teardown":
+            return
+        props = dict(report.user_properties)
+        if "check_id" not in props:
+            return
+        _state(self.config).results.append(
+            {
+                "check": props["check_id"],
+                "nodeid": report.nodeid,
+                "outcome": props.get("outcome", "broken"),
+                "requirement": props.get("requirement"),
+                "level": props.get("level"),
+                "warning": props.get("warning"),
+                "notes": {k[5:]: v for k, v in props.items() if isinstance(k, str) and k.startswith("note:")},
+            }
+        )
+
+    def pytest_terminal_summary(self, terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
+        state = _state(config)
+        if not state.results:
+            return
+        counts = Counter(r["outcome"] for r in state.results)
+        write = terminalreporter.write_line
+        terminalreporter.section("conformance summary")
+        shown = [o for o in OUTCOMES if counts.get(o, 0) or o in ("pass", "fail")]
+        write(f"{len(state.results)} checks: " + ", ".join(f"{counts.get(o, 0)} {o}" for o in shown))
+        if state.deselected_for_profile:
+            write(f"({state.deselected_for_profile} checks of other profiles were not run)")
+        warnings = [r for r in state.results if r["outcome"] == "warning"]
+        if warnings:
+            write("warnings (SHOULD-level misses; these checks passed):")
+            for result in warnings:
+                write(f"  {result['requirement']} {result['check']}: {result['warning']}")
+        failed = [r for r in state.results if r["outcome"] in ("fail", "broken")]
+        if failed:
+            write("failed:")
+            for result in failed:
+                write(f"  [{result['outcome']}] {result['requirement']} {result['check']}")
+
+    def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
+        state = _state(session.config)
+        if state.results_path is None or hasattr(session.config, "workerinput"):
+            return
+        state.results_path.parent.mkdir(parents=True, exist_ok=True)
+        document = {"exitstatus": int(exitstatus), "checks": sorted(state.results, key=lambda r: r["check"])}
+        tmp = state.results_path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(document, indent=1), encoding="utf-8")
+        os.replace(tmp, state.results_path)
