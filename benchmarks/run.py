@@ -96,7 +96,7 @@ def main() -> None:
     args = parser.parse_args()
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}")
     print("| what | figure |\n|---|---|")
-    from conformance import profiles
+    from conformance.profiles import registry as profiles
 
     rows = [row for profile in profiles.names() for row in bench_run(profile, args.runs)] + bench_requests(200)
     if not args.quick:

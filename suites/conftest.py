@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import pytest
 
 from conformance.checking import expect
+from conformance.core.config import ProtectedRead
 from conformance.core.recording import Exchange
 from conformance.flows import discovery, oauth
 from conformance.flows.discovery import Endpoints
@@ -144,6 +145,37 @@ def patient_id(target: Target) -> str:
     expect.precondition(target.config.patient_id, "no patient id is configured (target.patient_id)")
     assert target.config.patient_id is not None
     return target.config.patient_id
+
+
+@pytest.fixture(scope="session")
+def protected_read(target: Target) -> ProtectedRead:
+    """The first protected request the client may make (target.reads; by default Patient/{patient_id})."""
+    expect.precondition(target.config.reads, "no protected read is configured (target.reads or target.patient_id)")
+    return target.config.reads[0]
+
+
+ReadWith = Callable[[str | None, str], Exchange]
+"""Send the configured read with an Authorization value (or none) and a purpose."""
+
+
+@pytest.fixture(scope="session")
+def read_protected(target: Target, protected_read: ProtectedRead) -> ReadWith:
+    def read(authorization: str | None, purpose: str) -> Exchange:
+        headers = list(protected_read.headers) + ([("Authorization", authorization)] if authorization else [])
+        return target.http.request("GET", f"{target.base_url}/{protected_read.path}", purpose=purpose, headers=headers)
+
+    return read
+
+
+@pytest.fixture(scope="session")
+def authorized_read(read_protected: ReadWith, access_token: str, protected_read: ProtectedRead) -> Exchange:
+    """The configured read with the run's valid token. Checks that send it with a bad token depend on it: when it
+    answers 404 (nothing there to protect) they are not applicable, never failed."""
+    exchange = expect.answered(read_protected(f"Bearer {access_token}", f"{protected_read.path} with the run's token"))
+    expect.applicable(
+        exchange.status != 404, f"the configured read {protected_read.path} answers 404 (set target.reads)"
+    )
+    return exchange
 
 
 @pytest.fixture(scope="session")

@@ -89,6 +89,7 @@ def run_suites(
     profile: str = "smart-backend",
     keys_dir: Path | None = None,
     faults: tuple[str, ...] = (),
+    variations: tuple[str, ...] = (),
     settings: tuple[tuple[str, object], ...] = (),
     timeout: float = 600,
     worker: SuiteWorker | None = None,
@@ -115,6 +116,8 @@ def run_suites(
         args += ["--embedded-keys", str(keys_dir)]
     for fault in faults:
         args += ["--mock-fault", fault]
+    for variation in variations:
+        args += ["--mock-variation", variation]
     for name, value in settings:
         args += ["--mock-setting", f"{name}={value}"]
     args += list(extra)

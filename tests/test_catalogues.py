@@ -8,14 +8,21 @@ from typing import Any
 
 import pytest
 
-from conformance import profiles
-from conformance.checking.requirements import CATALOGUE, Level, parse_requirements
+from conformance.checking.requirements import CATALOGUE, PARTIES, Level, parse_requirements
 from conformance.core.catalogues import CatalogueError
 from conformance.mock.faults import FAULTS, parse_faults
+from conformance.profiles import registry as profiles
 from conformance.runner.fault_coverage import coverage
 from tests.conftest import ROOT, SUITES
 
-GOOD_REQUIREMENT = {"id": "X-1", "level": "SHALL", "summary": "a summary", "url": "https://example.org/spec#x"}
+GOOD_REQUIREMENT = {
+    "id": "X-1",
+    "level": "SHALL",
+    "summary": "a summary",
+    "sentence": "The server SHALL do x [Spec §1]",
+    "party": "authorization server",
+    "url": "https://example.org/spec#x",
+}
 GOOD_FAULT = {"name": "f", "description": "does it wrong", "profiles": ["smart-backend"], "kills": ["a/b.py::c"]}
 
 
@@ -29,6 +36,7 @@ def test_catalogue_files_ship_inside_the_package() -> None:
 
 def test_the_shipped_catalogues_load() -> None:
     assert len(CATALOGUE) > 200 and all(isinstance(r.level, Level) for r in CATALOGUE.values())
+    assert all(r.sentence and r.party in PARTIES for r in CATALOGUE.values()), "every row names its rule and party"
     assert len(FAULTS) > 150 and all(f.profiles and f.kills for f in FAULTS.values())
     profiles.validate_faults(FAULTS)
 
@@ -39,7 +47,9 @@ def test_the_shipped_catalogues_load() -> None:
         ({"level": "MUST"}, "level must be one of"),
         ({"summary": ""}, "summary must be a non-empty string"),
         ({"url": "spec.html"}, "absolute http"),
-        ({"party": "server"}, "unknown column"),
+        ({"party": "server"}, "party must be one of"),
+        ({"sentence": ""}, "sentence must be a non-empty string"),
+        ({"binds": "client"}, "unknown column"),
     ],
 )
 def test_a_bad_requirement_row_is_refused(change: dict[str, Any], message: str) -> None:
@@ -48,10 +58,11 @@ def test_a_bad_requirement_row_is_refused(change: dict[str, Any], message: str) 
 
 
 def test_a_requirement_row_without_a_column_or_twice_is_refused() -> None:
-    row = dict(GOOD_REQUIREMENT)
-    del row["url"]
-    with pytest.raises(CatalogueError, match="missing column"):
-        parse_requirements([row])
+    for column in ("url", "sentence", "party"):
+        row = dict(GOOD_REQUIREMENT)
+        del row[column]
+        with pytest.raises(CatalogueError, match="missing column"):
+            parse_requirements([row])
     with pytest.raises(CatalogueError, match="duplicate id"):
         parse_requirements([GOOD_REQUIREMENT, GOOD_REQUIREMENT])
 
@@ -89,3 +100,43 @@ def test_every_kill_pattern_names_a_check_and_every_check_a_known_requirement() 
     report = coverage(SUITES)
     assert report["check_count"] > 600
     assert not report["dead_patterns"], "kill patterns that match no check:\n" + "\n".join(report["dead_patterns"])
+
+
+GOOD_VARIATION = {
+    "name": "v",
+    "description": "answers differently",
+    "allowed_by": "The server MAY do so [RFC 0000 §1]",
+    "profiles": ["smart-backend"],
+    "records": ["a/b.py::c"],
+}
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"allowed_by": ""}, "allowed_by must be a non-empty string"),
+        ({"records": []}, "records must be a non-empty list"),
+        ({"kills": ["x"]}, "unknown column"),
+    ],
+)
+def test_a_bad_variation_row_is_refused(change: dict[str, Any], message: str) -> None:
+    from conformance.mock.variations import parse_variations
+
+    with pytest.raises(CatalogueError, match=message):
+        parse_variations([{**GOOD_VARIATION, **change}])
+
+
+def test_every_variation_names_known_profiles_and_checks_that_exist() -> None:
+    from conformance.mock.switches import pattern_matches
+    from conformance.mock.variations import VARIATIONS
+    from conformance.runner.fault_coverage import collect_check_ids
+
+    profiles.validate_faults(VARIATIONS, "variation")
+    ids = {p: collect_check_ids(SUITES, p) for p in {p for v in VARIATIONS.values() for p in v.profiles}}
+    dead = [
+        f"{v.name}: {pattern}"
+        for v in VARIATIONS.values()
+        for pattern in v.records
+        if not any(pattern_matches(pattern, c) for p in v.profiles for c in ids[p])
+    ]
+    assert not dead, f"variation patterns that match no check: {dead}"

@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from conformance import profiles
 from conformance.mock.server import MockServer
 from conformance.mock.store import Client
 from conformance.mock.systems.cerner_system import TENANT_A
+from conformance.profiles import registry as profiles
 from conformance.runner.diagnose import diagnose
 from conformance.runner.embedded import start_embedded
 from tests.test_cli_end_to_end import conformance

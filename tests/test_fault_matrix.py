@@ -17,7 +17,7 @@ from conformance.runner.fault_coverage import coverage, run_profile
 from tests.conftest import SUITES, SuiteWorker, run_suites
 
 KILLED = ("fail", "warning")
-SPARED = ("pass", "skip", "not-applicable")
+SPARED = ("pass", "skip", "not-applicable", "not-run")
 PROFILES = sorted({p for fault in FAULTS.values() for p in fault.profiles})
 
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import httpx
 import pytest
 
 from conformance.flows.scopes import parse_scope, permits
@@ -70,3 +73,23 @@ def test_every_fault_is_described_and_kills_something() -> None:
 def test_kill_patterns_treat_brackets_literally() -> None:
     assert pattern_matches("a.py::t[*]", "a.py::t[x-y]")
     assert not pattern_matches("a.py::t[ab]", "a.py::ta")
+
+
+@pytest.mark.parametrize("claim", ["exp", "nbf", "iat"])
+def test_a_numeric_date_beyond_float_range_is_refused_not_a_crash(claim: str, keys_dir: Path) -> None:
+    """An integer claim of 10**400 cannot become a float; the server must still refuse it cleanly."""
+    from conformance.crypto.jose import client_assertion, jwks
+    from conformance.flows.oauth import assertion_form
+    from conformance.mock.server import MockServer
+    from conformance.mock.store import Client
+    from conformance.profiles import registry as profiles
+    from conformance.profiles.smart_backend import embedded_keys
+
+    key = embedded_keys(keys_dir)["client-rs384"]
+    with MockServer(profiles.DEFAULT.server_settings()) as server:
+        server.ctx.store.put_client(Client("huge-dates", jwks=jwks([key]), scopes=["system/Patient.rs"]))
+        token_url = server.settings.token_url
+        assertion = client_assertion(key, client_id="huge-dates", audience=token_url, claims={claim: 10**400})
+        answer = httpx.post(token_url, data=dict(assertion_form(assertion, "system/Patient.rs")), timeout=10)
+    assert answer.status_code in (400, 401), answer.text
+    assert answer.json()["error"] == "invalid_client"

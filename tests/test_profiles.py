@@ -4,17 +4,29 @@ from __future__ import annotations
 
 import pytest
 
-from conformance import profiles
+from conformance.profiles import registry as profiles
 from conformance.runner.fault_coverage import collect_check_ids
 from tests.conftest import SUITES
 
 
 def test_names_and_aliases_resolve_to_one_profile() -> None:
-    assert profiles.names() == ("smart-backend", "udap", "cerner-carequality", "client-secret", "ccde")
-    assert profiles.get("cerner-system-account") is profiles.get("client-secret")
-    assert profiles.DEFAULT is profiles.get("smart-backend")
-    with pytest.raises(profiles.UnknownProfile, match="choose one of smart-backend, udap"):
-        profiles.get("bulk-data")
+    names = [n for p in profiles.PROFILES for n in p.names]
+    assert len(names) == len(set(names)), "a name or alias is claimed twice"
+    for profile in profiles.PROFILES:
+        assert all(profiles.get(name) is profile for name in profile.names)
+    assert profiles.DEFAULT is min(profiles.PROFILES, key=lambda p: p.order)
+    with pytest.raises(profiles.UnknownProfile, match="choose one of " + ", ".join(profiles.names())):
+        profiles.get("no-such-system")
+
+
+def test_every_module_with_a_profile_is_found() -> None:
+    """The registry discovers profile modules: adding a system needs no list to be edited."""
+    import pkgutil
+
+    import conformance.profiles
+
+    modules = [m.name for m in pkgutil.iter_modules(conformance.profiles.__path__)]
+    assert len(profiles.PROFILES) == len([m for m in modules if m not in ("base", "registry", "udap_community")])
 
 
 def test_every_suite_folder_belongs_to_a_profile_and_exists() -> None:

@@ -8,7 +8,6 @@ from pathlib import Path
 
 import httpx
 
-from conformance import profiles
 from conformance.core.recording import HttpRecorder
 from conformance.crypto.pki import issue
 from conformance.flows import oauth, udap
@@ -16,6 +15,7 @@ from conformance.mock.server import MockServer
 from conformance.mock.settings import MockSettings
 from conformance.mock.systems.carequality import CERNER_TENANT
 from conformance.mock.systems.udap import UdapServerSettings
+from conformance.profiles import registry as profiles
 from conformance.profiles.udap_community import community
 from tests.test_cli_end_to_end import CONFORMANCE, conformance, free_port
 

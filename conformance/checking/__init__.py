@@ -1,1 +1,1 @@
-"""x"""
+"""What checks are made of: the requirement catalogue, expect, evidence rendering, cases."""

@@ -10,7 +10,7 @@ import json
 from collections.abc import Collection
 from typing import Any, NoReturn
 
-from conformance.core.outcomes import CheckFailure, NotApplicable, PreconditionFailed
+from conformance.core.outcomes import CheckFailure, NotApplicable, PreconditionFailed, note
 from conformance.core.recording import Exchange, cite
 from conformance.core.redaction import active
 
@@ -91,6 +91,7 @@ def media_type(exchange: Exchange, allowed: Collection[str], title: str) -> str:
             actual=f"Content-Type {exchange.response_header('content-type') or '(none)'}",
             exchange=exchange,
         )
+    note("Content-Type", exchange.response_header("content-type"))
     return exchange.media_type
 
 
@@ -101,6 +102,7 @@ def header_has_token(exchange: Exchange, name: str, token: str, title: str) -> N
     directives = [d.strip().split("=")[0].lower() for d in value.split(",")]
     if token.lower() not in directives:
         fail(title, expected=f"{name}: {token}", actual=f"{name}: {value or '(absent)'}", exchange=exchange)
+    note(name, value)
 
 
 def field(body: dict[str, Any], name: str, exchange: Exchange, title: str) -> Any:

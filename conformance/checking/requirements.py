@@ -29,15 +29,23 @@ class Level(StrEnum):
         return self is Level.SHALL
 
 
+PARTIES = ("authorization server", "resource server", "client", "exchange")
+"""Who a requirement's sentence binds. A check against a server fails only where the server is bound."""
+
+
 @dataclass(frozen=True)
 class Requirement:
     id: str
     level: Level
     summary: str
     url: str
+    sentence: str
+    """The rule, quoted or closely paraphrased, with its section."""
+    party: str
+    """Who the sentence binds: one of PARTIES."""
 
 
-COLUMNS = ("id", "level", "summary", "url")
+COLUMNS = ("id", "level", "summary", "sentence", "party", "url")
 
 
 def parse_requirements(rows: list[dict[str, Any]], source: str = CATALOGUE_FILE) -> dict[str, Requirement]:
@@ -59,7 +67,9 @@ def parse_requirements(rows: list[dict[str, Any]], source: str = CATALOGUE_FILE)
             ) from None
         if not row["url"].startswith(("https://", "http://")):
             raise CatalogueError(f"{where}: url must be an absolute http(s) URL")
-        catalogue[row["id"]] = Requirement(row["id"], level, row["summary"], row["url"])
+        if row["party"] not in PARTIES:
+            raise CatalogueError(f"{where}: party must be one of {', '.join(PARTIES)}, got {row['party']!r}")
+        catalogue[row["id"]] = Requirement(row["id"], level, row["summary"], row["url"], row["sentence"], row["party"])
     return catalogue
 
 

@@ -1,1 +1,1 @@
-"""x"""
+"""Configuration model, HTTP recording, redaction, outcomes, target health and catalogue loading."""

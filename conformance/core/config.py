@@ -53,6 +53,15 @@ class UdapConfig:
 
 
 @dataclass(frozen=True)
+class ProtectedRead:
+    """A request the client is allowed to make at the FHIR API, with the headers it needs."""
+
+    path: str
+    """Relative to the FHIR base, e.g. Patient/123 or Group/abc/$export."""
+    headers: tuple[tuple[str, str], ...] = (("Accept", "application/fhir+json"),)
+
+
+@dataclass(frozen=True)
 class JwksHostConfig:
     """Where the suite serves a client's JWKS so it can rotate keys during the run."""
 
@@ -86,6 +95,10 @@ class TargetConfig:
     """The token URL the client was given (diagnosis compares it with what discovery advertises)."""
     udap: UdapConfig | None = None
     scopes: list[str] = field(default_factory=lambda: ["system/Patient.read"])
+    reads: list[ProtectedRead] = field(default_factory=list)
+    """Protected requests the bearer and scope checks use (default: Patient/{patient_id})."""
+    v2_scopes: list[str] = field(default_factory=list)
+    """SMART v2 scopes the client is authorized for (the v2 check asks for the first; none: not applicable)."""
     unauthorized_scope: str = "system/Practitioner.read"
     timeout: float = 10.0
     verify_tls: bool = True

@@ -46,6 +46,8 @@ class Exchange:
     response_body: bytes = field(default=b"", repr=False)
     elapsed_ms: float = 0.0
     error: str | None = None
+    failure: str | None = None
+    """Why nothing came back, as a kind: timeout, connect, tls, protocol, redirect, invalid-url or send."""
     truncated: bool = False
     redirects: list[str] = field(default_factory=list)
     received_at: float | None = None
@@ -237,6 +239,7 @@ class HttpRecorder:
                                 exchange.error = (
                                     f"not following a redirect to another host ({target}): the URL carries credentials"
                                 )
+                                exchange.failure = "redirect"
                                 break
                             headers = [(k, v) for k, v in headers if k.lower() in _CROSS_ORIGIN_HEADERS]
                         url = target
@@ -250,16 +253,22 @@ class HttpRecorder:
                 break
             else:
                 exchange.error = f"more than {self.max_redirects} redirects from {exchange.url}"
+                exchange.failure = "redirect"
         except httpx.TimeoutException:
             exchange.error = f"no answer from {exchange.url} within {self.timeout:g} s"
+            exchange.failure = "timeout"
         except httpx.ConnectError as exc:
             exchange.error = _describe_connect_error(exchange.url, exc)
+            exchange.failure = "tls" if exchange.error.startswith("TLS certificate") else "connect"
         except httpx.HTTPError as exc:
             exchange.error = f"HTTP failure talking to {exchange.url}: {type(exc).__name__}"
+            exchange.failure = "protocol"
         except httpx.InvalidURL as exc:
             exchange.error = f"invalid URL {exchange.url!r}: {exc}"
+            exchange.failure = "invalid-url"
         except (ValueError, UnicodeError) as exc:
             exchange.error = f"could not send request to {exchange.url}: {exc}"
+            exchange.failure = "send"
         exchange.elapsed_ms = (time.monotonic() - started) * 1000
 
     def _read_body(self, response: httpx.Response, deadline: float) -> tuple[bytes, bool]:

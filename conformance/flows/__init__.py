@@ -1,1 +1,1 @@
-"""x"""
+"""Protocol steps a check performs: discovery, OAuth, UDAP, CCDE, Carequality, scopes; the Target."""

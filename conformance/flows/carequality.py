@@ -27,7 +27,17 @@ class CarequalityEndpoints:
 
 
 def find_endpoints(plain: dict[str, Any] | None, overridden: dict[str, Any] | None) -> CarequalityEndpoints | None:
-    """The Carequality token and register URLs, from whichever advertisement shape the server uses."""
+    """The Carequality token and register URLs, from whichever advertisement shape the server uses.
+
+    The three shapes and their sources (Cerner's connectathon notes, github MaxPhilips/wgm_notes,
+    carequality/test_server_faq.md; the team's catalogue rows CERNER-02 to CERNER-04):
+    - a `carequality-oauth-uris` extension with `token` and `register` (draft of 2020-05-14, commit ad7fd53);
+    - the SMART `oauth-uris` extension switched to the Carequality URLs by the request header
+      `Cerner-Override-OAuth-URIs: on` (final May 2020 notes, commits 3eb1bad and 93c8d07);
+    - a `carequality-token` sub-extension inside the SMART `oauth-uris` extension (notes of 2019-12-04).
+      No source shows a registration sub-extension for that shape (registration was manual then), so
+      the register URL is the extension's standard `register` sub-extension, when there is one.
+    """
     if plain:
         vendor = oauth_uris(plain, CAREQUALITY_OAUTH_URIS)
         if vendor:
@@ -35,7 +45,7 @@ def find_endpoints(plain: dict[str, Any] | None, overridden: dict[str, Any] | No
         smart = oauth_uris(plain, OAUTH_URIS) or {}
         if "carequality-token" in smart:
             return CarequalityEndpoints(
-                smart["carequality-token"], smart.get("carequality-register"), "carequality-token inside oauth-uris"
+                smart["carequality-token"], smart.get("register"), "carequality-token inside oauth-uris"
             )
     if plain and overridden:
         before, after = oauth_uris(plain, OAUTH_URIS) or {}, oauth_uris(overridden, OAUTH_URIS) or {}

@@ -53,6 +53,11 @@ async def authenticate_assertion(ctx: MockContext, form: dict[str, str], *, audi
     except ValueError as exc:
         if ctx.fault("malformed-jwt-500"):
             raise ServerCrash(str(exc)) from None
+        if ctx.fault("malformed-jwt-kills-server"):
+            ctx.crash()
+            raise ServerCrash("the server went down") from None
+        if ctx.variation("malformed-assertion-invalid-request"):
+            raise OAuthError("invalid_request", f"client_assertion is not a well-formed JWT: {exc}") from None
         raise _invalid_client(f"client_assertion is not a well-formed JWT: {exc}") from None
 
     alg = header.get("alg")
@@ -185,9 +190,10 @@ class ClaimsUnderTest:
     now: float
     leeway: int
 
-    def numeric(self, name: str) -> float | None:
+    def numeric(self, name: str) -> float | int | None:
+        """The claim as a NumericDate (int or float, never converted: an int may exceed a float's range)."""
         value = self.claims.get(name)
-        return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+        return value if isinstance(value, int | float) and not isinstance(value, bool) else None
 
 
 @dataclass(frozen=True)
@@ -212,6 +218,10 @@ def _aud_is_the_token_endpoint(c: ClaimsUnderTest) -> None:
     aud = c.claims.get("aud")
     if aud is None:
         return
+    if isinstance(aud, list) and not c.ctx.variation("aud-array-accepted"):
+        if c.ctx.fault("wrong-aud-500"):
+            raise ServerCrash("aud is an array")
+        raise _invalid_client(f"aud must be the token endpoint URL {c.audience} as a string")
     if c.audience not in (aud if isinstance(aud, list) else [aud]):
         if c.ctx.fault("wrong-aud-500"):
             raise ServerCrash("aud mismatch")
@@ -253,7 +263,7 @@ def _jti_not_replayed(c: ClaimsUnderTest) -> None:
         return
     remembered = jti[:16] if c.ctx.fault("jti-truncated") else jti
     exp = c.numeric("exp")
-    expires = exp if exp is not None else c.now + MAX_ASSERTION_LIFETIME
+    expires = float(exp) if exp is not None else c.now + MAX_ASSERTION_LIFETIME
     if not c.ctx.store.remember_jti(c.client.client_id, remembered, max(expires, c.now) + c.leeway, c.now):
         raise _invalid_client("this jti was already used (replay)")
 

@@ -21,9 +21,15 @@ class MockContext:
     resources: dict[str, dict[str, dict[str, Any]]] = field(default_factory=data.resources)
     token_still_valid: Callable[[AccessToken], bool] | None = None
     """A profile's extra say on whether an unexpired token still works (CCDE: authorization and consent)."""
+    crash: Callable[[], None] = lambda: None
+    """Stop the whole server at once (the server that runs the app sets it; faults that emulate a crash call it)."""
 
     def fault(self, name: str) -> bool:
         return name in self.settings.faults
+
+    def variation(self, name: str) -> bool:
+        """A compliant alternative is switched on (the server then answers differently, but still correctly)."""
+        return name in self.settings.variations
 
     def now(self) -> float:
         """The server's clock, which a setting can skew."""

@@ -13,16 +13,14 @@ by tests/test_catalogues.py.
 
 from __future__ import annotations
 
-import re
-from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from conformance.core.catalogues import CatalogueError, check_columns, load_rows
+from conformance.core.catalogues import load_rows
+from conformance.mock.switches import SwitchSet, UnknownSwitch, parse_switch_rows, pattern_matches, strings
 
 CATALOGUE_FILE = "faults.toml"
 COLUMNS = ("name", "description", "profiles", "kills")
-OPTIONAL_COLUMNS = ("settings",)
 
 
 @dataclass(frozen=True)
@@ -38,64 +36,27 @@ class Fault:
         return any(pattern_matches(p, check_id) for p in self.kills)
 
 
-def pattern_matches(pattern: str, check_id: str) -> bool:
-    """Match a check id against a pattern where only `*` is special."""
-    regex = ".*".join(re.escape(part) for part in pattern.split("*"))
-    return re.fullmatch(regex, check_id) is not None
-
-
-def _strings(row: dict[str, Any], column: str, where: str) -> tuple[str, ...]:
-    values = row[column]
-    if not isinstance(values, list) or not values or not all(isinstance(v, str) and v for v in values):
-        raise CatalogueError(f"{where}: {column} must be a non-empty list of strings")
-    return tuple(values)
-
-
 def parse_faults(rows: list[dict[str, Any]], source: str = CATALOGUE_FILE) -> dict[str, Fault]:
     """Validate fault rows (columns and types) and index them by name."""
-    faults: dict[str, Fault] = {}
-    for number, row in enumerate(rows, 1):
-        where = f"{source} fault #{number} ({row.get('name', '?')})"
-        check_columns(row, where, COLUMNS, OPTIONAL_COLUMNS)
-        for column in ("name", "description"):
-            if not isinstance(row[column], str) or not row[column].strip():
-                raise CatalogueError(f"{where}: {column} must be a non-empty string")
-        if row["name"] in faults:
-            raise CatalogueError(f"{where}: duplicate fault name")
-        settings = row.get("settings", {})
-        if not isinstance(settings, dict):
-            raise CatalogueError(f"{where}: settings must be a table of reference-server settings")
-        faults[row["name"]] = Fault(
-            row["name"],
-            row["description"],
-            _strings(row, "kills", where),
-            _strings(row, "profiles", where),
-            tuple(sorted(settings.items())),
-        )
-    return faults
+
+    def build(row: dict[str, Any], where: str, settings: tuple[tuple[str, object], ...]) -> Fault:
+        kills, profiles = strings(row, "kills", where), strings(row, "profiles", where)
+        return Fault(row["name"], row["description"], kills, profiles, settings)
+
+    return parse_switch_rows(rows, source=source, kind="fault", columns=COLUMNS, texts=("description",), build=build)
 
 
 FAULTS: dict[str, Fault] = parse_faults(load_rows(CATALOGUE_FILE, "fault"))
 
 
-class UnknownFault(ValueError):
+class UnknownFault(UnknownSwitch):
     pass
 
 
-class FaultSet:
+class FaultSet(SwitchSet[Fault]):
     """The faults switched on for one server instance."""
 
-    def __init__(self, names: Iterable[str] = ()) -> None:
-        names = list(names)
-        unknown = [n for n in names if n not in FAULTS]
-        if unknown:
-            raise UnknownFault(f"unknown fault(s): {', '.join(unknown)}; `conformance faults` lists them")
-        self.names = frozenset(names)
+    kind, registry, listing, unknown = "fault", FAULTS, "conformance faults", UnknownFault
 
-    def __contains__(self, name: str) -> bool:
-        if name not in FAULTS:
-            raise KeyError(f"fault {name!r} is not registered")
-        return name in self.names
 
-    def __bool__(self) -> bool:
-        return bool(self.names)
+__all__ = ["FAULTS", "Fault", "FaultSet", "UnknownFault", "parse_faults", "pattern_matches", "strings"]

@@ -105,8 +105,9 @@ def authorize(ctx: MockContext, request: Request, resource_type: str, perm: str)
         if ctx.fault("accept-garbage-token"):
             return None
         challenge = bearer_challenge(ctx, "invalid_token", "the access token is not recognised")
+        status = 403 if ctx.variation("invalid-token-403") else 401
         return error_response(
-            ctx, 401, "login", "the access token is not recognised", **{"WWW-Authenticate": challenge}
+            ctx, status, "login", "the access token is not recognised", **{"WWW-Authenticate": challenge}
         )
     ended = ctx.token_still_valid is not None and not ctx.token_still_valid(token)
     if (token.expires_at <= ctx.now() or ended) and not ctx.fault("accept-expired-access-token"):
@@ -121,7 +122,7 @@ def authorize(ctx: MockContext, request: Request, resource_type: str, perm: str)
         )
         return error_response(
             ctx,
-            403,
+            401 if ctx.variation("insufficient-scope-401") else 403,
             "forbidden",
             f"the token's scope does not cover {resource_type}",
             **{"WWW-Authenticate": challenge},

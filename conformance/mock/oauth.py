@@ -42,6 +42,8 @@ async def read_token_form(ctx: MockContext, request: Request) -> dict[str, str]:
     names = [k for k, _ in pairs]
     repeated = sorted({n for n in names if names.count(n) > 1})
     if repeated and not ctx.fault("accept-duplicate-params"):
+        if repeated == ["scope"] and ctx.variation("repeated-scope-invalid-scope"):
+            raise OAuthError("invalid_scope", "the scope parameter must not repeat")
         raise OAuthError("invalid_request", f"parameters must not repeat: {', '.join(repeated)}")
     if "foo" in names and ctx.fault("reject-unknown-params"):
         raise OAuthError("invalid_request", "unknown parameter foo")
@@ -65,24 +67,30 @@ def grant_scope(ctx: MockContext, client: Client, requested_value: str | None) -
         if ctx.fault("default-scope-when-missing"):
             return " ".join(client.scopes)
         raise OAuthError("invalid_scope", "scope is required")
-    if ctx.fault("comma-scopes-split"):
+    if ctx.variation("comma-scopes-split"):
         requested = [s for part in requested for s in part.split(",") if s]
     allowed = [s for s in (parse_scope(t) for t in client.scopes) if s]
     granted: list[str] = []
     for text in requested:
         scope = parse_scope(text)
         if scope is None:
+            if ctx.fault("unparsed-scope-grants-all"):
+                granted.append("system/*.read")
             continue
         if ctx.fault("no-v2-scopes") and not scope.v1:
             raise OAuthError("invalid_scope", "SMART v2 scopes are not supported")
         if scope.resource == "*" and ctx.fault("wildcard-scope-refused"):
             raise OAuthError("invalid_scope", "wildcard scopes are not supported")
         if scope.resource not in KNOWN_RESOURCE_TYPES and scope.resource != "*":
+            if ctx.variation("unknown-scope-invalid-scope"):
+                raise OAuthError("invalid_scope", f"unknown resource type in scope {text}")
             if ctx.fault("unknown-scope-granted"):
                 granted.append(text)
             continue
         if any(a.covers(scope) for a in allowed) or ctx.fault("grant-unauthorized-scope"):
             granted.append(text)
+        elif ctx.variation("scope-refused-not-narrowed") and scope.resource != "*":
+            raise OAuthError("invalid_scope", f"this client may not have {text}")
         elif scope.resource == "*":
             for a in allowed:
                 perms = a.perms & scope.perms
@@ -93,9 +101,17 @@ def grant_scope(ctx: MockContext, client: Client, requested_value: str | None) -
     if ctx.fault("v1-scopes-returned-as-v2"):
         granted = [_as_v2(t) for t in granted]
     granted = list(dict.fromkeys(granted))
+    if ctx.variation("scope-order-changed"):
+        granted.reverse()
+    if not granted and ctx.fault("unknown-scope-default-unstated"):
+        raise UnstatedDefault(" ".join(client.scopes))
     if not granted:
         raise OAuthError("invalid_scope", "none of the requested scopes can be granted to this client")
     return " ".join(granted)
+
+
+class UnstatedDefault(Exception):
+    """A fault: nothing requested can be granted, so the client's default scopes are granted without saying so."""
 
 
 def _as_v2(text: str) -> str:
@@ -113,25 +129,36 @@ def issue_token(
     lifetime: int | None = None,
     extra: dict[str, str] | None = None,
     fields: dict[str, object] | None = None,
+    state_scope: bool = True,
 ) -> Response:
     """A token response; `extra` is remembered with the token (tenant, patient…), `fields` go in the body."""
     token = "" if ctx.fault("empty-access-token") else secrets.token_urlsafe(32)
     lifetime = lifetime or client.token_lifetime or ctx.settings.token_lifetime
     if ctx.fault("expires-in-3600"):
         lifetime = 3600
+    if ctx.variation("short-expires-in"):
+        lifetime = min(lifetime, 120)
     if token:
         ctx.store.add_token(AccessToken(token, client.client_id, scope, ctx.now() + lifetime, dict(extra or {})))
     body: dict[str, object] = {
         "access_token": token,
-        "token_type": "mac" if ctx.fault("token-type-mac") else "Bearer",
+        "token_type": "mac"
+        if ctx.fault("token-type-mac")
+        else "bearer"
+        if ctx.variation("token-type-lowercase")
+        else "Bearer",
         "expires_in": str(lifetime) if ctx.fault("expires-in-string") else lifetime,
     }
-    if not ctx.fault("token-without-scope"):
+    if state_scope and not ctx.fault("token-without-scope"):
         body["scope"] = scope
     if ctx.fault("issue-refresh-token"):
         body["refresh_token"] = secrets.token_urlsafe(32)
+    if ctx.variation("extra-token-members"):
+        body["example_extension"] = {"ignored": True}
     body.update(fields or {})
     media = "application/fhir+json" if ctx.fault("token-success-wrong-content-type") else "application/json"
+    if ctx.variation("json-charset"):
+        media += "; charset=UTF-8"
     return JSONResponse(body, headers=no_store_headers(ctx), media_type=media)
 
 
@@ -153,7 +180,10 @@ def token_endpoint(authenticate: Authenticator) -> Callable[[Request], Awaitable
             form = await read_token_form(ctx, request)
             check_grant_type(ctx, form)
             client = await authenticate(ctx, request, form)
-            scope = grant_scope(ctx, client, form.get("scope"))
+            try:
+                scope = grant_scope(ctx, client, form.get("scope"))
+            except UnstatedDefault as default:
+                return issue_token(ctx, client, str(default), state_scope=False)
             return issue_token(ctx, client, scope)
         except OAuthError as err:
             return oauth_error_response(ctx, err)

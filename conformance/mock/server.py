@@ -54,6 +54,7 @@ class MockServer:
         if prepare is not None:
             prepare(settings)
         self.app: Starlette = create_app(settings, store)
+        self.ctx.crash = self.crash
         config = uvicorn.Config(
             self.app,
             log_level="warning",
@@ -89,6 +90,20 @@ class MockServer:
     def serve_forever(self) -> None:
         """Run in the foreground until interrupted (Ctrl-C)."""
         self._server.run(sockets=self._sockets)
+
+    def crash(self) -> None:
+        """Stop answering at once, as a server process that died would: drop every connection, stop listening.
+
+        Called from a handler (on the server's event loop) by a fault that emulates a crash.
+        """
+        self._server.should_exit = True
+        self._server.force_exit = True
+        for listener in getattr(self._server, "servers", []):
+            listener.close()
+        for connection in list(self._server.server_state.connections):
+            transport = getattr(connection, "transport", None)
+            if transport is not None:
+                transport.abort()
 
     def stop(self) -> None:
         self._server.should_exit = True

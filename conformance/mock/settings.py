@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 from conformance.mock.faults import FaultSet
+from conformance.mock.variations import VariationSet
 
 if TYPE_CHECKING:
     from starlette.routing import BaseRoute
@@ -61,6 +62,8 @@ class MockSettings:
 
     system: ServerSystem
     faults: FaultSet = field(default_factory=FaultSet)
+    variations: VariationSet = field(default_factory=VariationSet)
+    """Compliant alternatives switched on (catalogues/variations.toml)."""
     token_lifetime: int = 300
     db_path: str = ":memory:"
     clock_offset: float = 0.0

@@ -15,11 +15,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from conformance.core.config import TargetConfig
+from conformance.core.config import ProtectedRead, TargetConfig
 from conformance.flows.target import Target, make_http, make_redactor
 from conformance.mock.faults import FAULTS, Fault, FaultSet
 from conformance.mock.server import MockServer
 from conformance.mock.settings import MockSettings, ServerLayout
+from conformance.mock.variations import VARIATIONS, Variation, VariationSet
 
 if TYPE_CHECKING:
     from starlette.routing import BaseRoute
@@ -51,6 +52,7 @@ class EmbeddedRun:
     """How the embedded run was asked to start the reference server."""
 
     faults: tuple[str, ...] = ()
+    variations: tuple[str, ...] = ()
     keys_dir: Path | None = None
     """Where key material is kept between runs (the fault matrix reuses it)."""
     template: TargetConfig | None = None
@@ -90,6 +92,8 @@ class Profile:
     client_auth: str
     """How the suite's client authenticates: private_key_jwt, client_secret_basic, udap or ccde."""
     needs: ConfigNeeds = ConfigNeeds()
+    order: int = 100
+    """Where the profile is listed (help texts, `conformance variations`); the lowest is the default."""
     aliases: tuple[str, ...] = ()
     """Other names accepted for it (the reference server's system name, for instance)."""
     on_app: Callable[[MockContext], None] | None = None
@@ -110,9 +114,17 @@ class Profile:
         if self.on_app is not None:
             self.on_app(ctx)
 
-    def server_settings(self, faults: Iterable[str] = (), **overrides: Any) -> MockSettings:
-        """Reference-server settings for this system, with the named faults on."""
-        return MockSettings(system=self, faults=FaultSet(faults), **overrides)
+    def server_settings(
+        self, faults: Iterable[str] = (), variations: Iterable[str] = (), **overrides: Any
+    ) -> MockSettings:
+        """Reference-server settings for this system, with the named faults and variations on.
+
+        A variation that is a setting (an advertisement shape, say) brings its setting along;
+        explicit overrides win.
+        """
+        chosen = VariationSet(variations)
+        implied = {k: v for name in sorted(chosen.names) for k, v in VARIATIONS[name].settings}
+        return MockSettings(system=self, faults=FaultSet(faults), variations=chosen, **{**implied, **overrides})
 
     def start_embedded(self, run: EmbeddedRun) -> Target:
         return self.embedded(self, run)
@@ -123,6 +135,11 @@ class Profile:
         return [fault for fault in FAULTS.values() if self.name in fault.profiles]
 
     @property
+    def variations(self) -> list[Variation]:
+        """The compliant variations of the variation table that apply to this profile."""
+        return [variation for variation in VARIATIONS.values() if self.name in variation.profiles]
+
+    @property
     def names(self) -> tuple[str, ...]:
         return (self.name, *self.aliases)
 
@@ -130,6 +147,8 @@ class Profile:
 def embedded_config(run: EmbeddedRun, server: MockServer, profile: Profile, **values: Any) -> TargetConfig:
     """The TargetConfig of an embedded run: the server's base URL plus the user's HTTP limits."""
     base = run.template
+    if values.get("patient_id") and "reads" not in values:
+        values["reads"] = [ProtectedRead(f"Patient/{values['patient_id']}")]
     return TargetConfig(
         base_url=server.fhir_base,
         profile=profile.name,

@@ -36,7 +36,7 @@ def install(ctx: MockContext) -> None:
 
 def start_embedded(profile: Profile, run: EmbeddedRun) -> Target:
     """The reference server plays target and source; no client needs registering."""
-    settings = profile.server_settings(run.faults, **run.mock_settings)
+    settings = profile.server_settings(run.faults, run.variations, **run.mock_settings)
     server = MockServer(settings).start()
     config = embedded_config(run, server, profile, patient_id=DEFAULT_PATIENT_ID, token_url=settings.token_url)
     return target_for(server, config)
@@ -47,6 +47,7 @@ def serve_banner(server: MockServer, options: ServeOptions, registered: list[str
 
 
 PROFILE = Profile(
+    order=4,
     name="ccde",
     title="Consumer-centered data exchange (test.fhir.org)",
     layout=ServerLayout(token_path="/auth/token"),

@@ -39,6 +39,7 @@ def serve_prepare(options: ServeOptions) -> udap_community.Preparer:
 
 
 PROFILE = Profile(
+    order=2,
     name="cerner-carequality",
     title="Carequality on Cerner (UDAP under the FHIR base)",
     layout=ServerLayout(

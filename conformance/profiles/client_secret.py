@@ -45,7 +45,7 @@ def secret_client(client_id: str, secret: str, scopes: list[str]) -> Client:
 
 def start_embedded(profile: Profile, run: EmbeddedRun) -> Target:
     """Two tenants; a client with a random secret and one whose secret needs form-urlencoding."""
-    server = MockServer(profile.server_settings(run.faults, **run.mock_settings)).start()
+    server = MockServer(profile.server_settings(run.faults, run.variations, **run.mock_settings)).start()
     secret = secrets.token_urlsafe(24)
     store = server.ctx.store
     store.put_client(secret_client(SECRET_CLIENT_ID, secret, SCOPES))
@@ -89,6 +89,7 @@ def serve_banner(server: MockServer, options: ServeOptions, registered: list[str
 
 
 PROFILE = Profile(
+    order=3,
     name="client-secret",
     title="Cerner system accounts (client_secret_basic)",
     aliases=("cerner-system-account",),

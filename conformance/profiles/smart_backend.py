@@ -17,7 +17,7 @@ from conformance.mock.data import DEFAULT_PATIENT_ID
 from conformance.mock.server import MockServer
 from conformance.mock.settings import MockSettings, ServerLayout
 from conformance.mock.store import Client
-from conformance.mock.systems import smart
+from conformance.mock.systems import smart, smart_registration
 from conformance.profiles.base import ConfigNeeds, EmbeddedRun, Profile, embedded_config
 
 CLIENT_ID = "conformance-client"
@@ -58,6 +58,7 @@ def routes(settings: MockSettings) -> list[BaseRoute]:
         Route(f"{base}/metadata", smart.metadata, methods=["GET"]),
         Route(f"{base}/.well-known/smart-configuration", smart.smart_configuration, methods=["GET"]),
         Route("/token", mock_oauth.token_endpoint(mock_oauth.private_key_jwt), methods=["GET", "POST"]),
+        Route("/register", smart_registration.register, methods=["POST"]),
         Route(base + "/{type}/{id}", fhir.make_read(), methods=["GET"]),
         Route(base + "/{type}", fhir.make_search(), methods=["GET"]),
     ]
@@ -67,7 +68,7 @@ def start_embedded(profile: Profile, run: EmbeddedRun) -> Target:
     """Register the suite's clients (two keys, another client, a JWKS-URL client, a short-lived one)."""
     keys = embedded_keys(run.keys_dir)
     jwks_host = JwksHost()
-    server = MockServer(profile.server_settings(run.faults, **run.mock_settings)).start()
+    server = MockServer(profile.server_settings(run.faults, run.variations, **run.mock_settings)).start()
     store = server.ctx.store
     main_keys = [keys["client-rs384"], keys["client-es384"]]
     store.put_client(Client(CLIENT_ID, jwks=jwks(main_keys), scopes=CLIENT_SCOPES))
@@ -95,6 +96,7 @@ def start_embedded(profile: Profile, run: EmbeddedRun) -> Target:
         other_client_id=OTHER_CLIENT_ID,
         expiry_client_id=EXPIRY_CLIENT_ID,
         scopes=["system/Patient.read", "system/Observation.read"],
+        v2_scopes=["system/Patient.rs"],
         unauthorized_scope="system/Practitioner.read",
         expiry_wait=EXPIRY_TOKEN_LIFETIME + 1,
     )
@@ -129,12 +131,13 @@ def probe_token(target: Target, token_url: str) -> Exchange | None:
 
 
 PROFILE = Profile(
+    order=0,
     name="smart-backend",
     title="SMART Backend Services (private_key_jwt)",
     layout=ServerLayout(),
     routes=routes,
     embedded=start_embedded,
-    suites=("discovery", "format", "scopes", "token"),
+    suites=("discovery", "format", "scopes", "smart_registration", "token"),
     client_auth="private_key_jwt",
     needs=ConfigNeeds(client_id=True, private_key=True),
     probe_token=probe_token,

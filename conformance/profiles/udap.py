@@ -34,6 +34,7 @@ def serve_prepare(options: ServeOptions) -> udap_community.Preparer:
 
 
 PROFILE = Profile(
+    order=1,
     name="udap",
     title="UDAP B2B (x5c client assertions, dynamic registration)",
     layout=ServerLayout(publishes_udap_metadata=True, needs_udap=True),

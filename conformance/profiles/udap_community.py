@@ -99,7 +99,9 @@ def start_embedded(
             extra_certs={"wrong-san": members["other"], "untrusted": members["untrusted"]},
         )
 
-    server = MockServer(profile.server_settings(run.faults, **run.mock_settings), prepare=prepare).start()
+    server = MockServer(
+        profile.server_settings(run.faults, run.variations, **run.mock_settings), prepare=prepare
+    ).start()
     config = embedded_config(run, server, profile, patient_id=patient_id, udap=identity, scopes=list(identity.scopes))
     redactor = make_redactor(config)
     for certified in members.values():

@@ -14,7 +14,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from conformance import profiles
+from conformance.mock.settings import CARE_QUALITY_SHAPES
+from conformance.profiles import registry as profiles
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -87,6 +88,12 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--fault", action="append", default=[], help="embedded run only: switch a reference-server fault on"
     )
+    run.add_argument(
+        "--variation",
+        action="append",
+        default=[],
+        help="embedded run only: switch a compliant reference-server variation on (`conformance variations`)",
+    )
     run.add_argument("pytest_args", nargs=argparse.REMAINDER, help="after --: extra arguments for pytest")
 
     mock = commands.add_parser("mock", help="serve the reference server")
@@ -98,6 +105,7 @@ def build_parser() -> argparse.ArgumentParser:
     mock.add_argument("--host", default="127.0.0.1", help="listen address (default 127.0.0.1)")
     mock.add_argument("--port", type=int, default=8080, help="listen port (default 8080; 0 picks a free one)")
     mock.add_argument("--fault", action="append", default=[], help="switch a named fault on; repeatable")
+    mock.add_argument("--variation", action="append", default=[], help="switch a compliant variation on; repeatable")
     mock.add_argument("--clients", type=Path, help="TOML file of clients to register ([[client]] tables)")
     mock.add_argument("--register-client", metavar="CLIENT_ID", help="register one client by id")
     mock.add_argument("--jwks", type=Path, help="with --register-client: the client's public JWKS file")
@@ -119,13 +127,13 @@ def build_parser() -> argparse.ArgumentParser:
     mock.add_argument(
         "--access-denied",
         action="store_true",
-        help="cerner-system-account: answer every token request 403 'Access denied' (expired or revoked registration)",
+        help="client-secret: answer every token request 403 'Access denied' (expired or revoked registration)",
     )
     mock.add_argument("--clock-offset", type=float, default=0.0, help="seconds to add to the server's clock (skew)")
     mock.add_argument(
         "--carequality-shape",
         default="extension",
-        choices=["extension", "override-header", "carequality-token"],
+        choices=CARE_QUALITY_SHAPES,
         help="cerner-carequality: how the CapabilityStatement advertises the Carequality endpoints",
     )
 
@@ -155,6 +163,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="FHIR base URL(s) the server certificate is for (default http://127.0.0.1:8080/fhir, the mock's)",
     )
 
+    variations = commands.add_parser(
+        "variations", help="list the reference server's compliant variations, what allows each, what they record"
+    )
+    variations.add_argument("--json", action="store_true", help="machine-readable output")
+    variations.add_argument("--profile", help="only the variations of this profile")
+
     faults = commands.add_parser("faults", help="list the reference server's faults and the checks each must kill")
     faults.add_argument("--json", action="store_true", help="machine-readable output")
     faults.add_argument("--check", action="store_true", help="exit 1 when some check is killed by no fault")
@@ -171,6 +185,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return command_mock(args)
         if args.command == "faults":
             return command_faults(args)
+        if args.command == "variations":
+            return command_variations(args)
         if args.command == "keys":
             return command_keys(args, parser)
         if args.command == "pki":
@@ -196,13 +212,15 @@ def command_run(args: argparse.Namespace) -> int:
         config = load_config(args.config, _target_overrides(args))
     except ConfigError as exc:
         raise UsageError(str(exc)) from None
-    if args.fault and not config.embedded:
-        raise UsageError("--fault only applies to the embedded reference server (no --target-url)")
+    if (args.fault or args.variation) and not config.embedded:
+        raise UsageError("--fault and --variation only apply to the embedded reference server (no --target-url)")
     from conformance.mock.faults import FaultSet, UnknownFault
+    from conformance.mock.variations import UnknownVariation, VariationSet
 
     try:
         FaultSet(args.fault)
-    except UnknownFault as exc:
+        VariationSet(args.variation)
+    except (UnknownFault, UnknownVariation) as exc:
         raise UsageError(str(exc)) from None
     reports: Path = args.reports
     pytest_args = [str(suites_dir())]
@@ -225,6 +243,8 @@ def command_run(args: argparse.Namespace) -> int:
         pytest_args.append("--no-verify-tls")
     for fault in args.fault:
         pytest_args += ["--mock-fault", fault]
+    for variation in args.variation:
+        pytest_args += ["--mock-variation", variation]
     pytest_args += [
         "--alluredir",
         str(reports / "allure-results"),
@@ -286,13 +306,15 @@ def command_mock(args: argparse.Namespace) -> int:
     from conformance.mock.faults import FaultSet, UnknownFault
     from conformance.mock.server import MockServer
     from conformance.mock.store import Client
+    from conformance.mock.variations import UnknownVariation, VariationSet
 
     if not profiles.is_known(args.profile):
         raise UsageError(f"--profile must be one of {_profile_list(aliases=True)}")
     profile = profiles.get(args.profile)
     try:
         FaultSet(args.fault)
-    except UnknownFault as exc:
+        VariationSet(args.variation)
+    except (UnknownFault, UnknownVariation) as exc:
         raise UsageError(str(exc)) from None
     clients: list[Client] = []
     for entry in _load_clients_file(args.clients) if args.clients else []:
@@ -319,6 +341,7 @@ def command_mock(args: argparse.Namespace) -> int:
         clients.append(_client_from_entry(entry, Path.cwd() / "command line"))
     settings = profile.server_settings(
         args.fault,
+        args.variation,
         db_path=args.db,
         token_lifetime=args.token_lifetime,
         carequality_shape=args.carequality_shape,
@@ -341,6 +364,8 @@ def command_mock(args: argparse.Namespace) -> int:
         print(line, flush=True)
     if settings.faults:
         print(f"  faults on: {', '.join(sorted(settings.faults.names))}", flush=True)
+    if settings.variations:
+        print(f"  variations on: {', '.join(sorted(settings.variations.names))}", flush=True)
     print("  press Ctrl-C to stop", flush=True)
     server.serve_forever()
     return EXIT_OK
@@ -477,6 +502,28 @@ def command_faults(args: argparse.Namespace) -> int:
     stale = report["uncovered"] or report["dead_patterns"] or any(not f["checks"] for f in report["faults"])
     if args.check and stale:
         return EXIT_FAILED
+    return EXIT_OK
+
+
+def command_variations(args: argparse.Namespace) -> int:
+    from dataclasses import asdict
+
+    from conformance.mock.variations import VARIATIONS
+
+    if args.profile and not profiles.is_known(args.profile):
+        raise UsageError(f"--profile must be one of {_profile_list(aliases=True)}")
+    wanted = profiles.get(args.profile).name if args.profile else None
+    rows = [v for v in VARIATIONS.values() if wanted is None or wanted in v.profiles]
+    if args.json:
+        print(json.dumps([{**asdict(v), "settings": dict(v.settings)} for v in rows], indent=1))
+        return EXIT_OK
+    for variation in rows:
+        print(f"{variation.name}  [{', '.join(variation.profiles)}]")
+        print(f"    {variation.description}")
+        print(f"    allowed by: {variation.allowed_by}")
+        for pattern in variation.records:
+            print(f"    records its choice in {pattern}")
+    print(f"\n{len(rows)} variations")
     return EXIT_OK
 
 

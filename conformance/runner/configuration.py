@@ -21,18 +21,19 @@ from urllib.parse import urlsplit
 
 from cryptography import x509
 
-from conformance import profiles
 from conformance.core.config import (
     DEFAULT_SECRET_ENV,
     UDAP_FIXTURES,
     UDAP_VERSIONS,
     ConfigError,
     JwksHostConfig,
+    ProtectedRead,
     TargetConfig,
     UdapConfig,
 )
 from conformance.crypto.jose import ClientKey, KeyFileError, load_key
 from conformance.crypto.pki import CertifiedKey, PkiError, load_anchors, load_certified_key, load_pkcs12
+from conformance.profiles import registry as profiles
 
 # option -> (type, default). Types: str, float, int, bool, list (of str), dict (str->str), path.
 SCHEMA: dict[str, tuple[str, Any]] = {
@@ -40,6 +41,7 @@ SCHEMA: dict[str, tuple[str, Any]] = {
     "target.profile": ("str", profiles.DEFAULT.name),
     "target.patient_id": ("str", None),
     "target.fhir_version": ("str", "4.0.1"),
+    "target.reads": ("reads", []),
     "auth.client_id": ("str", None),
     "auth.private_key": ("path", None),
     "auth.private_keys": ("pathlist", []),
@@ -55,6 +57,7 @@ SCHEMA: dict[str, tuple[str, Any]] = {
     "target.token_url": ("str", None),
     "auth.scopes": ("list", ["system/Patient.read"]),
     "auth.unauthorized_scope": ("str", "system/Practitioner.read"),
+    "auth.v2_scopes": ("list", []),
     "http.timeout": ("float", 10.0),
     "http.verify_tls": ("bool", True),
     "http.ca_bundle": ("path", None),
@@ -213,6 +216,8 @@ def _coerce(key: str, value: Any, raw: _Values) -> Any:
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
             raise ConfigError(f"{where} must be a list of strings")
         return value
+    if kind == "reads":
+        return _reads(value, where)
     if kind == "dict":
         if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
             raise ConfigError(f"{where} must be a table of strings")
@@ -228,6 +233,28 @@ def _coerce(key: str, value: Any, raw: _Values) -> Any:
             raise ConfigError(f"{where} must be a list of file paths")
         return [_resolve(v, raw.base_dir.get(key, Path.cwd())) for v in value]
     raise AssertionError(kind)
+
+
+def _reads(value: Any, where: str) -> list[ProtectedRead]:
+    """target.reads: paths, or tables {path = "...", headers = {...}}."""
+    if not isinstance(value, list):
+        raise ConfigError(f"{where} must be a list of paths or {{path, headers}} tables")
+    reads = []
+    for entry in value:
+        if isinstance(entry, str):
+            entry = {"path": entry}
+        if not isinstance(entry, dict) or set(entry) - {"path", "headers"}:
+            raise ConfigError(f"{where}: each read is a path or a table with path and headers, got {entry!r}")
+        path, headers = entry.get("path"), entry.get("headers", {})
+        if not isinstance(path, str) or not path.strip() or "://" in path:
+            raise ConfigError(f"{where}: a read's path is relative to the FHIR base, e.g. Patient/123; got {path!r}")
+        if not isinstance(headers, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in headers.items()
+        ):
+            raise ConfigError(f"{where}: a read's headers must be a table of strings")
+        merged = {"Accept": "application/fhir+json", **headers}
+        reads.append(ProtectedRead(path.strip().lstrip("/"), tuple(merged.items())))
+    return reads
 
 
 def _resolve(value: str, base: Path) -> Path:
@@ -367,6 +394,9 @@ def _build(raw: _Values, source: str, environ: Mapping[str, str]) -> TargetConfi
         udap=_udap_config(raw, v, chosen, base_url, environ),
         scopes=v["auth.scopes"],
         unauthorized_scope=v["auth.unauthorized_scope"],
+        v2_scopes=v["auth.v2_scopes"],
+        reads=v["target.reads"]
+        or ([ProtectedRead(f"Patient/{v['target.patient_id']}")] if v["target.patient_id"] else []),
         timeout=v["http.timeout"],
         verify_tls=v["http.verify_tls"],
         ca_bundle=v["http.ca_bundle"],

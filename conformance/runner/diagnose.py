@@ -16,11 +16,11 @@ from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from conformance import profiles
 from conformance.checking.evidence import render_request, render_response
 from conformance.core.recording import Exchange
 from conformance.flows import discovery
 from conformance.flows.target import Target
+from conformance.profiles import registry as profiles
 
 SKEW_NOTICEABLE = 60
 BLOCKING = 50

@@ -12,21 +12,26 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from conformance import profiles
 from conformance.core.config import TargetConfig
 from conformance.flows.target import Target
+from conformance.profiles import registry as profiles
 
 
 def start_embedded(
     profile: str = profiles.DEFAULT.name,
     *,
     faults: Iterable[str] = (),
+    variations: Iterable[str] = (),
     keys_dir: Path | None = None,
     template: TargetConfig | None = None,
     mock_settings: dict[str, Any] | None = None,
 ) -> Target:
     """Start the reference server with the suite's clients registered; return the run's Target."""
     run = profiles.EmbeddedRun(
-        faults=tuple(faults), keys_dir=keys_dir, template=template, mock_settings=dict(mock_settings or {})
+        faults=tuple(faults),
+        variations=tuple(variations),
+        keys_dir=keys_dir,
+        template=template,
+        mock_settings=dict(mock_settings or {}),
     )
     return profiles.get(profile).start_embedded(run)

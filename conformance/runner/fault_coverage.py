@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
-from conformance import profiles
 from conformance.mock.faults import FAULTS, pattern_matches
+from conformance.profiles import registry as profiles
 
 
 class _Collector:

@@ -21,10 +21,10 @@ from typing import Any
 
 import pytest
 
-from conformance import profiles
 from conformance.checking.evidence import curl_command, render_request, render_response
-from conformance.checking.requirements import Level, lookup
+from conformance.checking.requirements import Level, Requirement, lookup
 from conformance.core.config import ConfigError, TargetConfig
+from conformance.core.health import TargetHealth, origin_of
 from conformance.core.outcomes import (
     CheckFailure,
     ConformanceOutcome,
@@ -36,11 +36,14 @@ from conformance.core.outcomes import (
 from conformance.core.recording import Exchange, capturing
 from conformance.core.redaction import Redactor, activate
 from conformance.flows.target import Target
+from conformance.profiles import registry as profiles
 from conformance.runner.configuration import load_config
 
 CURL_SHOWN = 600
 LEVEL_MARKERS = {Level.SHALL: "shall", Level.SHOULD: "should", Level.MAY: "may", Level.DE_FACTO: "de_facto"}
-OUTCOMES = ("pass", "warning", "fail", "broken", "skip", "not-applicable")
+OUTCOMES = ("pass", "warning", "fail", "broken", "skip", "not-applicable", "not-run")
+AVAILABILITY = "SBS-AVAIL-01"
+"""The requirement a request that takes the target down is graded by."""
 SEVERITY = {Level.SHALL: "critical", Level.SHOULD: "normal", Level.MAY: "minor", Level.DE_FACTO: "minor"}
 
 config_key = pytest.StashKey["PluginState"]()
@@ -60,6 +63,7 @@ class PluginState:
     target_config: TargetConfig | None
     config_error: str | None
     faults: list[str]
+    variations: list[str]
     mock_settings: dict[str, Any]
     keys_dir: Path | None
     results_path: Path | None
@@ -67,6 +71,8 @@ class PluginState:
     target: Target | None = None
     results: list[dict[str, Any]] = field(default_factory=list)
     deselected_for_profile: int = 0
+    health: TargetHealth = field(default_factory=TargetHealth)
+    outage_reported: bool = False
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -92,6 +98,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         action="append",
         default=[],
         help="embedded run only: switch a reference-server fault on",
+    )
+    group.addoption(
+        "--mock-variation",
+        action="append",
+        default=[],
+        help="embedded run only: switch a compliant reference-server variation on",
     )
     group.addoption("--embedded-keys", default=None, help="embedded run only: directory to load/save the run's keys")
     group.addoption(
@@ -125,16 +137,20 @@ def pytest_configure(config: pytest.Config) -> None:
     error = None
     try:
         target_config = load_config(Path(path) if path else None, overrides)
-        if (config.getoption("mock_fault") or config.getoption("mock_setting")) and not target_config.embedded:
+        embedded_only = ("mock_fault", "mock_variation", "mock_setting")
+        if any(config.getoption(o) for o in embedded_only) and not target_config.embedded:
             raise ConfigError(
-                "--mock-fault and --mock-setting only apply to the embedded reference server (no --target-url)"
+                "--mock-fault, --mock-variation and --mock-setting only apply to the embedded reference server "
+                "(no --target-url)"
             )
         mock_settings = parse_mock_settings(config.getoption("mock_setting"))
         from conformance.mock.faults import FaultSet, UnknownFault
+        from conformance.mock.variations import UnknownVariation, VariationSet
 
         try:
             FaultSet(config.getoption("mock_fault"))
-        except UnknownFault as exc:
+            VariationSet(config.getoption("mock_variation"))
+        except (UnknownFault, UnknownVariation) as exc:
             raise ConfigError(str(exc)) from None
     except ConfigError as exc:
         error = str(exc)
@@ -145,6 +161,7 @@ def pytest_configure(config: pytest.Config) -> None:
         target_config=target_config,
         config_error=error,
         faults=list(config.getoption("mock_fault")),
+        variations=list(config.getoption("mock_variation")),
         mock_settings=mock_settings,
         keys_dir=Path(keys_dir) if keys_dir else None,
         results_path=Path(results) if results else None,
@@ -258,6 +275,7 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
         return []
     if cfg.embedded:
         faults = f", faults: {', '.join(state.faults)}" if state.faults else ""
+        faults += f", variations: {', '.join(state.variations)}" if state.variations else ""
         settings = "".join(f", {k}={v}" for k, v in state.mock_settings.items())
         return [f"conformance: embedded reference server, profile {cfg.profile}{faults}{settings}"]
     return [f"conformance: target {cfg.base_url}, profile {cfg.profile}, config {cfg.source}"]
@@ -274,11 +292,19 @@ def target(request: pytest.FixtureRequest) -> Iterator[Target]:
     cfg = state.target_config
     if cfg.embedded:
         tgt = start_embedded(
-            cfg.profile, faults=state.faults, keys_dir=state.keys_dir, template=cfg, mock_settings=state.mock_settings
+            cfg.profile,
+            faults=state.faults,
+            variations=state.variations,
+            keys_dir=state.keys_dir,
+            template=cfg,
+            mock_settings=state.mock_settings,
         )
     else:
         tgt = open_target(cfg)
     state.target = tgt
+    state.health.probe_timeout = min(cfg.timeout, 5.0)
+    state.health.target_origins.add(origin_of(tgt.base_url))
+    tgt.http.observers.append(state.health.observe)
     state.redactor = tgt.redactor
     activate(tgt.redactor)
     try:
@@ -342,7 +368,13 @@ def pytest_runtest_setup(item: pytest.Item) -> Generator[None, None, None]:
         ("requirement", rid),
         ("level", level.value if level else ""),
     ]
-    redactor = _state(item.config).redactor
+    if rid is not None:
+        item.user_properties += [("party", lookup(rid).party), ("rule", lookup(rid).sentence)]
+    state = _state(item.config)
+    redactor = state.redactor
+    if state.health.outage is not None:
+        pytest.skip(f"not run: {state.health.outage.summary}")
+    state.health.current_check = check_id(item)
     try:
         return (yield)
     except NotApplicable as exc:
@@ -380,18 +412,27 @@ def pytest_runtest_call(item: pytest.Item) -> Generator[None, None, None]:
         finally:
             state.notes = list(notes.items)
             _attach(_evidence(item, captured), redactor)
-            _describe_in_allure(state, redactor)
+            _describe_in_allure(state, redactor, item)
 
 
-def _describe_in_allure(state: CheckState, redactor: Redactor) -> None:
+def _describe_in_allure(state: CheckState, redactor: Redactor, item: pytest.Item) -> None:
     import allure
 
     lines = [f"- {k}: {redactor.text(v)}" for k, v in state.notes]
     if state.warning is not None:
         allure.dynamic.label("outcome", "warning")
-        lines.insert(0, f"**Warning:** {redactor.text(_render_outcome(state.warning, redactor))}")
+        lines.insert(0, f"**Warning:** {redactor.text(_render_outcome(state.warning, redactor, item))}")
     if lines:
         allure.dynamic.description("\n".join(lines))
+
+
+def _governing(item: pytest.Item, outcome: BaseException) -> Requirement | None:
+    """The requirement that decided an outcome: the one the outcome names, else the check's own."""
+    own = getattr(outcome, "requirement", None)
+    if isinstance(own, str):
+        return lookup(own)
+    rid, _ = requirement_of(item)
+    return lookup(rid) if rid is not None else None
 
 
 def _render_outcome(outcome: BaseException, redactor: Redactor, item: pytest.Item | None = None) -> str:
@@ -411,6 +452,7 @@ def _render_outcome(outcome: BaseException, redactor: Redactor, item: pytest.Ite
         if rid is not None and level is not None:
             requirement = lookup(rid)
             lines.append(f"  requirement: {rid} ({level.value}) {requirement.summary}")
+            lines.append(f"  rule (binds the {requirement.party}): {requirement.sentence}")
             lines.append(f"  spec: {requirement.url}")
     exchange = getattr(outcome, "exchange", None)
     if isinstance(exchange, Exchange):
@@ -424,6 +466,8 @@ def _render_outcome(outcome: BaseException, redactor: Redactor, item: pytest.Ite
 def _classify(report: pytest.TestReport, excinfo: pytest.ExceptionInfo[BaseException] | None, item: pytest.Item) -> str:
     if report.skipped:
         reason = str(report.longrepr[2]) if isinstance(report.longrepr, tuple) else str(report.longrepr)
+        if "not run:" in reason:
+            return "not-run"
         return "not-applicable" if "not applicable:" in reason else "skip"
     if report.failed:
         if report.when != "call":
@@ -437,6 +481,46 @@ def _classify(report: pytest.TestReport, excinfo: pytest.ExceptionInfo[BaseExcep
 def _set_property(properties: list[tuple[str, object]], name: str, value: object) -> None:
     properties[:] = [(k, v) for k, v in properties if k != name]
     properties.append((name, value))
+
+
+def _took_the_target_down(item: pytest.Item, report: pytest.TestReport) -> bool:
+    """This check sent the last request before the target went away, and that is not reported yet."""
+    state = _state(item.config)
+    outage = state.health.outage
+    return outage is not None and not state.outage_reported and outage.check == check_id(item)
+
+
+def _report_outage(item: pytest.Item, report: pytest.TestReport, redactor: Redactor) -> None:
+    """The finding is the outage: a failure of this check (crash) or a broken run (never reachable)."""
+    state = _state(item.config)
+    outage = state.health.outage
+    assert outage is not None
+    state.outage_reported = True
+    exchange = outage.exchange
+    if outage.kind == "unreachable":
+        outcome = "broken"
+        report.longrepr = redactor.text(
+            f"the target could not be reached: {exchange.error}\n"
+            "  no check was judged; every later check is reported not-run"
+        )
+    else:
+        outcome = "fail"
+        requirement = lookup(AVAILABILITY)
+        unauthenticated = not (exchange.request_header("authorization") or "").lower().startswith("bearer ")
+        who = "one unauthenticated request" if unauthenticated else "one request"
+        failure = CheckFailure(
+            f"the server stopped answering after this request: {who} takes the service down",
+            expected="an answer to every request (an error response for a bad one), and a server that keeps answering",
+            actual=f"no answer ({exchange.error}); probing {origin_of(exchange.url)} afterwards: {outage.probe_error}",
+            exchange=exchange,
+            requirement=AVAILABILITY,
+        )
+        report.longrepr = _render_outcome(failure, redactor, item)
+        _set_property(item.user_properties, "requirement", requirement.id)
+        _set_property(item.user_properties, "level", requirement.level.value)
+    report.outcome = "failed"
+    _set_property(item.user_properties, "outcome", outcome)
+    _set_property(item.user_properties, "message", redactor.text(outage.summary))
 
 
 @pytest.hookimpl(wrapper=True)
@@ -456,12 +540,19 @@ def pytest_runtest_makereport(
         path, line, reason = report.longrepr
         report.longrepr = (path, line, redactor.text(reason))
     decisive = report.when == "call" or not report.passed
-    if decisive:
+    if decisive and _took_the_target_down(item, report):
+        _report_outage(item, report, redactor)
+    elif decisive:
         outcome = _classify(report, call.excinfo, item)
         _set_property(item.user_properties, "outcome", outcome)
         state = item.stash.get(check_key, None)
         if state is not None and state.warning is not None:
             _set_property(item.user_properties, "warning", redactor.text(state.warning.title))
+            rule = _governing(item, state.warning)
+            if rule is not None:
+                _set_property(
+                    item.user_properties, "warning_rule", f"{rule.id}, binds the {rule.party}: {rule.sentence}"
+                )
         if state is not None:
             for key, value in state.notes:
                 _set_property(item.user_properties, f"note:{key}", redactor.text(value))
@@ -491,6 +582,9 @@ class ResultCollector:
                 "requirement": props.get("requirement"),
                 "level": props.get("level"),
                 "warning": props.get("warning"),
+                "warning_rule": props.get("warning_rule"),
+                "party": props.get("party"),
+                "message": props.get("message"),
                 "notes": {k[5:]: v for k, v in props.items() if isinstance(k, str) and k.startswith("note:")},
             }
         )
@@ -511,11 +605,16 @@ class ResultCollector:
             write("warnings (SHOULD-level misses; these checks passed):")
             for result in warnings:
                 write(f"  {result['requirement']} {result['check']}: {result['warning']}")
+                if result.get("warning_rule"):
+                    write(f"      rule {result['warning_rule']}")
         failed = [r for r in state.results if r["outcome"] in ("fail", "broken")]
         if failed:
             write("failed:")
             for result in failed:
                 write(f"  [{result['outcome']}] {result['requirement']} {result['check']}")
+        outage = next((r for r in state.results if r.get("message")), None)
+        if outage is not None:
+            write(f"{outage['message']}: {counts.get('not-run', 0)} later checks were not run")
 
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
         state = _state(session.config)

@@ -149,6 +149,7 @@ def test_token_names_the_patient(flow: Flow, patient_id: str) -> None:
     _need(flow.authorization_id, "authorization")
     expect.status(flow.token, {200}, "the authorized Bearer JWT must get a token")
     body = expect.json_object(flow.token, "the token response must be JSON")
+    note("Content-Type", flow.token.response_header("content-type"))
     problems = [m for m in ("access_token", "token_type", "expires_in", "scope") if m not in body]
     if body.get("patient") != patient_id:
         problems.append(f"patient {body.get('patient')!r}")
@@ -312,6 +313,7 @@ def test_token_errors_follow_rfc6749(case: str, errors: dict[str, Exchange | Non
             "a token was issued", expected="a refusal", actual=expect.describe(exchange, 120), exchange=exchange
         )
     status = expect.status(exchange, {400, 401}, "token errors must be 400 (401 for invalid_client)")
+    note("status", status)
     error = expect.json_object(exchange, "token errors must be JSON").get("error")
     if error not in TOKEN_ERRORS[case] or (status == 401 and error != "invalid_client"):
         expect.fail(

@@ -91,7 +91,9 @@ def test_basic_authentication_gets_a_token(basic_grant: TokenGrant) -> None:
         problems.append("no access_token")
     if str(body.get("token_type", "")).lower() != "bearer":
         problems.append(f"token_type {body.get('token_type')!r}")
+    note("token_type", body.get("token_type"))
     expires = body.get("expires_in")
+    note("expires_in", expires)
     if isinstance(expires, bool) or not isinstance(expires, int | float) or expires <= 0:
         problems.append(f"expires_in {expires!r}")
     if problems:
@@ -136,6 +138,7 @@ def test_granted_scope_is_stated_and_within_request(basic_grant: TokenGrant, tar
             expected=f"within {target.config.scope}",
             actual=" ".join(outside),
             exchange=basic_grant.exchange,
+            requirement="SBS-SCOPE-02W",
         )
 
 
@@ -402,6 +405,7 @@ def test_error_carries_reason_and_correlation_id(case: Case, refused: Callable[[
     if not exchange.response_header("cerner-correlation-id"):
         raise SpecWarning("no Cerner-Correlation-Id header to quote to support", exchange=exchange)
     note("reason", reason)
+    note("error_description", body.get("error_description") or "none")
 
 
 # --- scopes and the FHIR side ----------------------------------------------------------------------------

@@ -8,7 +8,7 @@ import pytest
 
 from conformance.checking import expect
 from conformance.core.config import is_loopback
-from conformance.core.outcomes import SpecWarning
+from conformance.core.outcomes import SpecWarning, note
 from conformance.core.recording import Exchange
 from conformance.flows.discovery import OAUTH_URIS, oauth_uris, security_extensions
 
@@ -70,6 +70,7 @@ def test_capability_statement_has_required_elements(capability: dict[str, Any], 
 @pytest.mark.requirement("SBS-CAP-02")
 def test_format_declares_json(capability: dict[str, Any], capability_exchange: Exchange) -> None:
     formats = expect.items(capability.get("format"))
+    note("format", ", ".join(map(str, formats)))
     if not any(f in ("json", "application/fhir+json", "application/json") for f in formats):
         expect.fail(
             "CapabilityStatement.format does not list JSON",
@@ -129,6 +130,8 @@ def test_oauth_uris_extension_is_well_formed(capability: dict[str, Any], capabil
                 actual=f"also {', '.join(values)}",
                 exchange=capability_exchange,
             )
+        names = [str(sub.get("url")) for sub in expect.objects(extension.get("extension"))]
+        note("sub-extensions", ", ".join(names))
         for sub in expect.items(extension.get("extension")):
             if not isinstance(sub, dict) or set(sub) != {"url", "valueUri"}:
                 expect.fail(

@@ -158,6 +158,8 @@ def test_conditional_fields_are_present(smart_config: dict[str, Any], smart_conf
                 exchange=smart_config_exchange,
             )
     note("backend-only", not launches)
+    optional = [m for m in sorted(smart_config) if m.endswith("_endpoint") and m != "token_endpoint"]
+    note("other endpoints", ", ".join(optional) or "none")
 
 
 @pytest.mark.requirement("SBS-DISC-12")

@@ -26,6 +26,17 @@ from conformance.flows.target import Target
 STATEMENT = "invalid_software_statement"
 UNAPPROVED = "unapproved_software_statement"
 METADATA = "invalid_client_metadata"
+FITTING = {
+    STATEMENT: frozenset({STATEMENT, UNAPPROVED}),
+    UNAPPROVED: frozenset({UNAPPROVED, STATEMENT}),
+    METADATA: frozenset({METADATA, STATEMENT}),
+}
+"""Codes that fit a cause: UDAP DCR §5.2 and RFC 7591 §3.2.2 name them loosely (SHOULD), and client metadata
+travels inside the software statement, so either code describes a bad claim there."""
+
+
+def fitting(codes: frozenset[str]) -> frozenset[str]:
+    return frozenset().union(*(FITTING.get(code, frozenset({code})) for code in codes))
 
 
 @dataclass
@@ -65,6 +76,8 @@ class Case:
     tolerated: frozenset[str] = frozenset()
     statuses: frozenset[int] = frozenset({400})
     profiles: tuple[str, ...] = ("udap", "cerner-carequality")
+    may_accept: bool = False
+    """The defect is in a member a server may ignore; accepting it is recorded, not failed."""
 
 
 def _now() -> int:
@@ -290,5 +303,7 @@ CASES: list[Case] = [
             udap.registration_body(kit.statement(), certifications="[]"), "registration with certifications as a string"
         ),
         frozenset({METADATA}),
+        # A server that supports no certifications may ignore the member altogether.
+        may_accept=True,
     ),
 ]

@@ -33,6 +33,8 @@ from conformance.flows import oauth
 from conformance.flows.target import Target
 
 CLIENT_ERRORS = frozenset({"invalid_client", "invalid_request"})
+MALFORMED_ERRORS = CLIENT_ERRORS
+"""An assertion that is no JWT: the client is not authenticated, and the request is malformed [RFC 6749 §5.2]."""
 
 
 @dataclass
@@ -377,6 +379,31 @@ CASES: list[Case] = [
         may_accept=True,
     ),
     Case("missing-aud", "SBS-AERR-20", "aud is left out", _simple("assertion without aud", claims={"aud": None})),
+    # aud may be an array of audiences [RFC 7519 §4.1.3]: one holding the token URL may be accepted or refused
+    # (SMART shows the token URL as a string); one that does not hold it must be refused.
+    Case(
+        "aud-array-with-token-url",
+        "SBS-AERR-19A",
+        "aud is an array that holds the token URL",
+        lambda kit: Outcome(
+            kit.send(
+                "assertion whose aud is an array holding the token URL",
+                claims={"aud": [kit.token_url, "https://authorization.example.org/token"]},
+            )
+        ),
+        may_accept=True,
+    ),
+    Case(
+        "aud-array-without-token-url",
+        "SBS-AERR-19",
+        "aud is an array that does not hold the token URL",
+        lambda kit: Outcome(
+            kit.send(
+                "assertion whose aud is an array without the token URL",
+                claims={"aud": ["https://authorization.example.org/token", kit.target.base_url]},
+            )
+        ),
+    ),
     Case(
         "iss-not-sub",
         "SBS-AERR-15",
@@ -419,19 +446,29 @@ CASES: list[Case] = [
         _other_client_id_param,
         CLIENT_ERRORS,
     ),
+    # Not a JWT at all: invalid_client (the client did not authenticate) or invalid_request (RFC 6749 §5.2:
+    # the request is "otherwise malformed") both fit.
     Case(
         "malformed-two-parts",
         "SBS-AERR-06",
         "the assertion has two parts",
         _malformed("eyJhbGciOiJSUzM4NCJ9.eyJpc3MiOiJ4In0", "assertion with two parts"),
+        MALFORMED_ERRORS,
     ),
     Case(
         "malformed-bad-base64",
         "SBS-AERR-06",
         "the assertion is not base64url",
         _malformed("!!!not.base64url.at-all***", "assertion that is not base64url"),
+        MALFORMED_ERRORS,
     ),
-    Case("malformed-header-not-json", "SBS-AERR-06", "the JOSE header is not JSON", _header_not_json),
+    Case(
+        "malformed-header-not-json",
+        "SBS-AERR-06",
+        "the JOSE header is not JSON",
+        _header_not_json,
+        MALFORMED_ERRORS,
+    ),
     Case("signature-truncated", "SBS-AERR-07", "the signature is cut short", _truncated),
     Case("tampered-claims", "SBS-AERR-07", "claims changed after signing", _tampered),
     Case(
@@ -460,11 +497,12 @@ CASES: list[Case] = [
         frozenset({"invalid_request"}),
         frozenset({"invalid_client"}),
     ),
+    # RFC 6749 §3.2 forbids repeating a parameter; when the repeated one is scope, invalid_scope fits as well.
     Case(
         "repeated-parameter",
         "SBS-AERR-32",
         "the scope parameter appears twice",
         _repeated_parameter,
-        frozenset({"invalid_request"}),
+        frozenset({"invalid_request", "invalid_scope"}),
     ),
 ]

@@ -67,6 +67,8 @@ def test_no_token_is_issued(case: Case, perform: Callable[[Case], Outcome]) -> N
             actual=expect.describe(exchange),
             exchange=exchange,
         )
+    if case.may_accept:
+        note("server chose", "refusal")
 
 
 @pytest.mark.requirement("SBS-AERR-35")
@@ -123,6 +125,7 @@ def test_error_is_json(case: Case, perform: Callable[[Case], Outcome]) -> None:
     exchange = outcome.exchange
     expect.media_type(exchange, {"application/json"}, "token error responses must be application/json")
     body = expect.json_object(exchange, "token error responses must be a JSON object")
+    note("other members", ", ".join(sorted(set(body) - {"error", "error_description", "error_uri"})) or "none")
     error = body.get("error")
     if not isinstance(error, str) or not ERROR_CODE_CHARS.match(error):
         expect.fail(
@@ -148,6 +151,7 @@ def test_error_is_explained(case: Case, perform: Callable[[Case], Outcome]) -> N
             actual=expect.short_json(body),
             exchange=outcome.exchange,
         )
+    note("explained by", " and ".join(m for m in ("error_description", "error_uri") if body.get(m)))
 
 
 @pytest.mark.requirement("SBS-AERR-38")

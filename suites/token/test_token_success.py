@@ -7,6 +7,7 @@ import uuid
 import pytest
 
 from conformance.checking import expect
+from conformance.core.config import ProtectedRead
 from conformance.core.outcomes import SpecWarning, note
 from conformance.core.recording import Exchange
 from conformance.crypto.jose import ClientKey
@@ -14,6 +15,10 @@ from conformance.flows import oauth
 from conformance.flows.oauth import TokenGrant
 from conformance.flows.scopes import beyond, split_scopes
 from conformance.flows.target import Target
+from suites.conftest import ReadWith
+
+TOKEN_RESPONSE_MEMBERS = {"access_token", "token_type", "expires_in", "scope", "refresh_token"}
+"""The members RFC 6749 §5.1 defines; the client ignores any others (and the check records them)."""
 
 
 @pytest.fixture(scope="module", params=["RS384", "ES384"])
@@ -49,6 +54,8 @@ def test_valid_assertion_gets_a_token(grant: TokenGrant) -> None:
     expect.status(grant.exchange, {200}, "a valid client assertion must get HTTP 200")
     body = expect.json_object(grant.exchange, "the token response must be a JSON object")
     expect.field(body, "access_token", grant.exchange, "the token response must carry an access_token")
+    others = sorted(set(body) - TOKEN_RESPONSE_MEMBERS)
+    note("other members", ", ".join(others) or "none")
 
 
 @pytest.mark.requirement("SBS-TOKEN-02")
@@ -110,6 +117,7 @@ def test_expires_in_is_a_positive_number(granted: TokenGrant) -> None:
 def test_expires_in_is_at_most_five_minutes(granted: TokenGrant) -> None:
     value = granted.expires_in
     expect.precondition(isinstance(value, int | float) and not isinstance(value, bool), "expires_in is not a number")
+    note("expires_in", value)
     if value > 300:
         expect.fail(
             "access tokens live longer than the recommended five minutes",
@@ -129,6 +137,7 @@ def test_scope_is_returned_within_request(granted: TokenGrant, target: Target) -
             actual="absent",
             exchange=granted.exchange,
         )
+    note("granted scope", scope)
     extra = beyond(split_scopes(scope), target.config.scopes)
     if extra:
         expect.fail(
@@ -136,6 +145,7 @@ def test_scope_is_returned_within_request(granted: TokenGrant, target: Target) -
             expected=f"within {target.config.scope}",
             actual=f"also granted {' '.join(extra)}",
             exchange=granted.exchange,
+            requirement="SBS-SCOPE-02W",
         )
     note("granted scope", scope)
 
@@ -176,13 +186,10 @@ def test_token_reads_the_configured_patient(patient_read: Exchange, patient_id: 
 
 
 @pytest.fixture(scope="module")
-def unauthenticated_read(target: Target, patient_id: str) -> Exchange:
-    return target.http.request(
-        "GET",
-        f"{target.base_url}/Patient/{patient_id}",
-        purpose="read the patient without a token",
-        headers={"Accept": "application/fhir+json"},
-    )
+def unauthenticated_read(
+    read_protected: ReadWith, authorized_read: Exchange, protected_read: ProtectedRead
+) -> Exchange:
+    return read_protected(None, f"{protected_read.path} without a token")
 
 
 @pytest.mark.requirement("SBS-BEARER-01")

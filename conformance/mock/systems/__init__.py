@@ -1,1 +1,1 @@
-"""x"""
+"""The reference server's handlers for each system (a profile wires them into routes)."""

@@ -58,9 +58,11 @@ def security_extensions(ctx: MockContext, override_header: bool) -> list[dict[st
             )
             return [{"url": OAUTH_URIS, "extension": entries}]
         return [smart_oauth]
+    # 2019-12-04 notes: a carequality-token entry next to the SMART token; the register URL (which no
+    # source names for this shape) is served as the extension's standard `register` entry.
     smart_oauth["extension"].append(_uri("carequality-token", token))
     if not ctx.fault("carequality-register-missing"):
-        smart_oauth["extension"].append(_uri("carequality-register", register))
+        smart_oauth["extension"].append(_uri("register", register))
     return [smart_oauth]
 
 

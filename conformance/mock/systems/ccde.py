@@ -82,6 +82,8 @@ async def server_jwt(request: Request) -> Response:
     }
     token = jwt.encode(claims, state.key.private_key, algorithm="RS256", headers={"kid": state.key.kid, "typ": "JWT"})
     media = "text/plain" if ctx.fault("ccde-jwt-wrong-content-type") else "application/jwt"
+    if ctx.variation("ccde-jwt-charset"):
+        media += "; charset=utf-8"
     return Response(token, media_type=media)
 
 

@@ -75,6 +75,8 @@ def _error_response(ctx: MockContext, err: CernerError, tenant: str) -> Response
             "error": err.error,
             "error_uri": f"{ctx.settings.auth_url}/errors/{reason}/instances/{uuid.uuid4()}?client={err.client}&tenant={tenant}",
         }
+        if ctx.variation("cerner-error-with-description"):
+            body["error_description"] = err.reason.replace("-", " ")
     if ctx.fault("cerner-no-correlation-id"):
         del headers["Cerner-Correlation-Id"]
     status = 400 if ctx.fault("basic-errors-400") and err.status == 401 else err.status
@@ -146,7 +148,8 @@ async def token(request: Request) -> Response:
             scope = grant_scope(ctx, client, form.get("scope"))
         except Exception:
             raise CernerError("invalid_scope", "empty-scopes", 400, client.client_id) from None
-        response = issue_token(ctx, client, scope, lifetime=570, extra={"tenant": tenant})
+        lifetime = 300 if ctx.variation("cerner-token-lifetime-300") else 570
+        response = issue_token(ctx, client, scope, lifetime=lifetime, extra={"tenant": tenant})
         response.headers["Cerner-Correlation-Id"] = str(uuid.uuid4())
         return response
     except CernerError as err:

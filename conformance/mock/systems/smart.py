@@ -36,6 +36,11 @@ def capability_statement(
             "url": OAUTH_URIS,
             "extension": [{"url": "token", "valueUri": token_url}],
         }
+        if ctx.variation("oauth-uris-more-endpoints"):
+            oauth_uris["extension"] += [
+                {"url": "register", "valueUri": ctx.settings.public_url + "/register"},
+                {"url": "manage", "valueUri": ctx.settings.public_url + "/manage"},
+            ]
         if ctx.fault("oauth-uris-with-value"):
             oauth_uris["valueString"] = token_url
             oauth_uris["extension"].append({"url": "register"})
@@ -59,7 +64,9 @@ def capability_statement(
         "software": {"name": "fhir-b2b-conformance mock", "version": "0.1.0"},
         "implementation": {"description": "reference server", "url": ctx.settings.fhir_base},
         "fhirVersion": "4.0.1",
-        "format": ["json", "application/fhir+json"],
+        "format": ["application/fhir+json"]
+        if ctx.variation("capability-format-mime-only")
+        else ["json", "application/fhir+json"],
         "rest": [
             {
                 "mode": "server",
@@ -110,6 +117,7 @@ def smart_configuration_document(ctx: MockContext) -> dict[str, Any]:
         capabilities.append("launch-standalone")
     doc: dict[str, Any] = {
         "token_endpoint": token_url,
+        "registration_endpoint": ctx.settings.public_url + "/register",
         "grant_types_supported": ["client_credentials"],
         "token_endpoint_auth_methods_supported": ["private_key_jwt"],
         "token_endpoint_auth_signing_alg_values_supported": ["RS384", "ES384"],
@@ -127,6 +135,10 @@ def smart_configuration_document(ctx: MockContext) -> dict[str, Any]:
         doc["scopes_supported"] = " ".join(SCOPES_SUPPORTED)
     if ctx.fault("pkce-plain-advertised"):
         doc["code_challenge_methods_supported"] = ["S256", "plain"]
+    if ctx.variation("smart-config-extra-metadata"):
+        doc["introspection_endpoint"] = ctx.settings.public_url + "/introspect"
+        doc["revocation_endpoint"] = ctx.settings.public_url + "/revoke"
+        doc["example_extension"] = "ignored by clients"
     return doc
 
 
@@ -138,4 +150,6 @@ async def smart_configuration(request: Request) -> Response:
     if ctx.fault("smart-config-honours-accept") and accept and "json" not in accept and "*/*" not in accept:
         return Response(status_code=406)
     media = "application/fhir+json" if ctx.fault("smart-config-fhir-content-type") else "application/json"
+    if ctx.variation("smart-config-charset"):
+        media += "; charset=utf-8"
     return JSONResponse(smart_configuration_document(ctx), media_type=media)

@@ -23,7 +23,7 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from conformance.crypto.jose import ASSERTION_TYPE, b64url_decode, decode_unverified, sign
 from conformance.crypto.pki import CertifiedKey, PkiError, certificates_from_x5c, verify_chain
 from conformance.mock.context import MockContext
-from conformance.mock.errors import OAuthError, ServerCrash, oauth_error_response
+from conformance.mock.errors import OAuthError, RegistrationError, ServerCrash, oauth_error_response
 from conformance.mock.oauth import grant_scope, issue_token, read_token_form
 from conformance.mock.store import Client
 
@@ -43,14 +43,6 @@ class UdapServerSettings:
     require_b2b: bool = True
     extra_certs: dict[str, CertifiedKey] = field(default_factory=dict)
     """Certificates faults sign with: 'wrong-san' (a trusted cert whose SAN is not the base URL), 'untrusted'."""
-
-
-class RegistrationError(Exception):
-    def __init__(self, error: str, description: str, status: int = 400) -> None:
-        super().__init__(description)
-        self.error = error
-        self.description = description
-        self.status = status
 
 
 def _udap(ctx: MockContext) -> UdapServerSettings:
@@ -150,7 +142,12 @@ async def udap_metadata(request: Request) -> Response:
             return PlainTextResponse("unknown community", status_code=404)
         return Response(status_code=204)
     media = "text/plain" if ctx.fault("udap-metadata-text-plain") else "application/json"
-    return JSONResponse(metadata_document(ctx), media_type=media)
+    if ctx.variation("udap-metadata-charset"):
+        media += "; charset=utf-8"
+    document = metadata_document(ctx)
+    if ctx.variation("udap-metadata-extra-members"):
+        document["example_extension"] = "clients ignore members they do not know"
+    return JSONResponse(document, media_type=media)
 
 
 # --- registration ------------------------------------------------------------------------------------------
@@ -368,6 +365,12 @@ async def _register(ctx: MockContext, request: Request) -> Response:
 
     sans = san_uris(certificates[0]) if certificates else [str(claims.get("iss"))]
     iss = _validate_statement_claims(ctx, claims, sans)
+    expires = float(claims["exp"]) if isinstance(claims.get("exp"), int | float) else ctx.now() + MAX_STATEMENT_LIFETIME
+    replayed = not ctx.store.remember_jti(f"registration:{iss}", str(claims.get("jti")), expires, ctx.now())
+    if replayed and ctx.fault("register-replay-500"):
+        raise ServerCrash("replayed software statement")
+    if replayed and ctx.variation("register-replay-refused"):
+        raise _statement_error("software_statement replayed (its jti was seen before)")
     metadata = _validate_client_metadata(ctx, claims, needs_contact=layout.registration_needs_contact)
     community = _udap(ctx).community
     existing = ctx.store.find_client("registration_key", f"{iss}|{community}")
@@ -381,7 +384,7 @@ async def _register(ctx: MockContext, request: Request) -> Response:
             {"client_id": existing.client_id, "grant_types": [], "software_statement": statement}, status_code=200
         )
     if existing is not None and not ctx.fault("register-new-client-id-on-update"):
-        client_id, status = existing.client_id, 200
+        client_id, status = existing.client_id, 201 if ctx.variation("reregistration-201") else 200
     else:
         client_id, status = f"udap-{uuid.uuid4().hex[:16]}", 201
         if existing is not None:
@@ -411,6 +414,8 @@ async def _register(ctx: MockContext, request: Request) -> Response:
     if ctx.fault("register-metadata-not-stated"):
         response = {k: v for k, v in response.items() if k not in ("grant_types", "token_endpoint_auth_method")}
     media = "text/plain" if ctx.fault("register-response-text-plain") else "application/json"
+    if ctx.variation("registration-response-charset"):
+        media += "; charset=utf-8"
     return JSONResponse(response, status_code=status, headers={"Cache-Control": "no-store"}, media_type=media)
 
 
@@ -477,7 +482,13 @@ def authenticate_udap(ctx: MockContext, form: dict[str, str]) -> Client:
     jti = claims.get("jti")
     if not isinstance(jti, str) or not jti:
         raise _invalid_client("the assertion has no jti")
-    if not ctx.store.remember_jti(client.client_id, jti, float(exp) + leeway, now):
+    if ctx.fault("udap-replay-500") and not ctx.store.remember_jti(
+        "replay-probe:" + client.client_id, jti, float(exp) + leeway, now
+    ):
+        raise ServerCrash("replay cache")
+    if not ctx.store.remember_jti(client.client_id, jti, float(exp) + leeway, now) and not ctx.variation(
+        "udap-replay-accepted"
+    ):
         raise _invalid_client("this jti was already used (replay)")
     _check_b2b(ctx, claims)
     return client
@@ -535,7 +546,7 @@ async def udap_token(request: Request) -> Response:
             raise OAuthError("unsupported_grant_type", f"grant_type {grant_type} is not supported")
         client = authenticate_udap(ctx, form)
         scope = grant_scope(ctx, client, form.get("scope") or " ".join(client.scopes))
-        lifetime = 7200 if ctx.fault("udap-token-lifetime-7200") else None
+        lifetime = 7200 if ctx.fault("udap-token-lifetime-7200") else 300 if ctx.variation("udap-short-token") else None
         return issue_token(ctx, client, scope, lifetime=lifetime)
     except OAuthError as err:
         return oauth_error_response(ctx, err)
