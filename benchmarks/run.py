@@ -1,7 +1,7 @@
 """Speed and memory figures for BENCHMARKS.md; talks to loopback only.
 
     python benchmarks/run.py            # everything (the fault matrix takes a few minutes)
-    python benchmarks/run.py --quick    # skip the fault matrix
+    python benchmarks/run.py --quick    # skip the fault and variation matrices
 
 Prints a Markdown table. Figures are wall-clock seconds on the machine it runs on.
 """
@@ -79,19 +79,17 @@ def bench_requests(count: int) -> list[str]:
     ]
 
 
-def bench_matrix() -> list[str]:
-    seconds, code, output = timed(
-        [sys.executable, "-m", "pytest", "tests/test_fault_matrix.py", "-n", "2", "-q", "-p", "no:randomly"], ROOT
-    )
+def bench_matrix(name: str, path: str) -> list[str]:
+    seconds, code, output = timed([sys.executable, "-m", "pytest", path, "-n", "2", "-q", "-p", "no:randomly"], ROOT)
     if code != 0:
-        raise SystemExit(f"fault matrix failed:\n{output[-3000:]}")
+        raise SystemExit(f"{name} failed:\n{output[-3000:]}")
     summary = output.strip().splitlines()[-1]
-    return [f"| fault matrix (`pytest tests/test_fault_matrix.py -n 2`) | {seconds:.0f} s ({summary.strip('= ')}) |"]
+    return [f"| {name} (`pytest {path} -n 2`) | {seconds:.0f} s ({summary.strip('= ')}) |"]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--quick", action="store_true", help="skip the fault matrix")
+    parser.add_argument("--quick", action="store_true", help="skip the fault and variation matrices")
     parser.add_argument("--runs", type=int, default=3)
     args = parser.parse_args()
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}")
@@ -100,7 +98,8 @@ def main() -> None:
 
     rows = [row for profile in profiles.names() for row in bench_run(profile, args.runs)] + bench_requests(200)
     if not args.quick:
-        rows += bench_matrix()
+        rows += bench_matrix("fault matrix", "tests/test_fault_matrix.py")
+        rows += bench_matrix("variation matrix", "tests/test_variation_matrix.py")
     print("\n".join(rows))
 
 

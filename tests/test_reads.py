@@ -16,6 +16,8 @@ from conformance.runner.configuration import ConfigError, load_config
 from tests.conftest import SuiteWorker, run_suites
 
 BEARER_CHECKS = (
+    "format/test_json_format.py::test_format_json_gets_fhir_json",
+    "format/test_json_format.py::test_accept_fhir_json_gets_fhir_json",
     "scopes/test_scopes.py::test_garbage_token_gets_401",
     "scopes/test_scopes.py::test_tampered_token_gets_401",
     "scopes/test_scopes.py::test_lowercase_bearer_scheme_is_accepted",

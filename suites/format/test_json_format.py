@@ -38,8 +38,23 @@ VARIANTS: dict[str, tuple[str, str | None]] = {
 
 
 @pytest.fixture(scope="module")
-def read_as(fhir_get: Callable[..., Exchange], access_token: str, patient_id: str) -> Callable[[str], Exchange]:
-    """Read the configured patient once per negotiation variant."""
+def format_read(target: Target, fhir_get: Callable[..., Exchange], access_token: str) -> str:
+    """The resource the format checks negotiate: the first configured read that needs no headers but Accept
+    (a plain FHIR read, not an async kick-off), e.g. Patient/123 by default. Not applicable when it is not there."""
+    plain = [r for r in target.config.reads if {name.lower() for name, _ in r.headers} <= {"accept"}]
+    expect.precondition(plain, "no plain FHIR read is configured (target.reads or target.patient_id)")
+    path = plain[0].path
+    probe = fhir_get(
+        path, purpose=f"read {path} (is it there?)", headers={**oauth.bearer(access_token), **dict(plain[0].headers)}
+    )
+    expect.answered(probe)
+    expect.applicable(probe.status != 404, f"the configured read {path} answers 404 (set target.reads)")
+    return path
+
+
+@pytest.fixture(scope="module")
+def read_as(fhir_get: Callable[..., Exchange], access_token: str, format_read: str) -> Callable[[str], Exchange]:
+    """Read the configured resource once per negotiation variant."""
     answers: dict[str, Exchange] = {}
 
     def read(variant: str) -> Exchange:
@@ -48,8 +63,9 @@ def read_as(fhir_get: Callable[..., Exchange], access_token: str, patient_id: st
             headers = oauth.bearer(access_token)
             if accept is not None:
                 headers["Accept"] = accept
-            path = f"Patient/{patient_id}" + (f"?{query}" if query else "")
-            answers[variant] = fhir_get(path, purpose=f"read the patient ({variant})", headers=headers)
+            separator = "&" if "?" in format_read else "?"
+            path = format_read + (f"{separator}{query}" if query else "")
+            answers[variant] = fhir_get(path, purpose=f"read {format_read} ({variant})", headers=headers)
         return answers[variant]
 
     return read
