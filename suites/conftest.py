@@ -168,14 +168,24 @@ def read_protected(target: Target, protected_read: ProtectedRead) -> ReadWith:
 
 
 @pytest.fixture(scope="session")
-def authorized_read(read_protected: ReadWith, access_token: str, protected_read: ProtectedRead) -> Exchange:
-    """The configured read with the run's valid token. Checks that send it with a bad token depend on it: when it
-    answers 404 (nothing there to protect) they are not applicable, never failed."""
+def existing_read(read_protected: ReadWith, access_token: str, protected_read: ProtectedRead) -> Exchange:
+    """The configured read with the run's valid token. When it answers 404 there is nothing to protect: the checks
+    that depend on it are not applicable, never failed."""
     exchange = expect.answered(read_protected(f"Bearer {access_token}", f"{protected_read.path} with the run's token"))
     expect.applicable(
         exchange.status != 404, f"the configured read {protected_read.path} answers 404 (set target.reads)"
     )
     return exchange
+
+
+@pytest.fixture(scope="session")
+def authorized_read(existing_read: Exchange, protected_read: ProtectedRead) -> Exchange:
+    """The configured read, proven to work with the run's token: a refusal of a bad token then means something."""
+    expect.precondition(
+        existing_read.status is not None and 200 <= existing_read.status < 300,
+        f"the run's token does not read {protected_read.path} ({expect.describe(existing_read, 120)})",
+    )
+    return existing_read
 
 
 @pytest.fixture(scope="session")

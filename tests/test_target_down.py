@@ -30,7 +30,8 @@ def test_a_request_that_takes_the_server_down_fails_its_check_and_stops_the_run(
     output = proc.stdout
     assert f"target down since {KILLER}: {len(not_run)} later checks were not run" in output
     assert (
-        "the server stopped answering after this request: one unauthenticated request takes the service down" in output
+        "the server stopped answering this client after this request: one unauthenticated request takes the service down"
+        in output
     )
     assert "reproduce: curl" in output
     assert proc.returncode == 1
@@ -53,20 +54,33 @@ def _exchange(url: str, status: int | None, failure: str | None = None) -> Excha
 
 
 def test_silence_after_an_answer_is_an_outage_only_when_the_probe_fails_too() -> None:
-    alive = TargetHealth(probe=lambda origin, timeout: None, target_origins={"http://t"})
+    alive = TargetHealth(probe=lambda origin, timeout, **_: None, target_origins={"http://t"})
     alive.observe(_exchange("http://t/fhir/metadata", 200))
     alive.observe(_exchange("http://t/token", None, "timeout"))
     assert alive.outage is None, "a slow request to a server that still answers is no outage"
 
-    dead = TargetHealth(probe=lambda origin, timeout: "ConnectError: refused", target_origins={"http://t"})
+    dead = TargetHealth(probe=lambda origin, timeout, **_: "ConnectError: refused", target_origins={"http://t"})
     dead.current_check = "token/test_x.py::test_y"
     dead.observe(_exchange("http://t/fhir/metadata", 200))
     dead.observe(_exchange("http://t/token", None, "protocol"))
     assert isinstance(dead.outage, Outage) and dead.outage.kind == "crashed"
     assert dead.outage.summary == "target down since token/test_x.py::test_y"
 
-    never = TargetHealth(probe=lambda origin, timeout: "refused", target_origins={"http://t"})
+    never = TargetHealth(probe=lambda origin, timeout, **_: "refused", target_origins={"http://t"})
     never.observe(_exchange("http://t/fhir/metadata", None, "tls"))
     assert never.outage is None, "a TLS problem is the configuration's, not an outage"
     never.observe(_exchange("http://t/fhir/metadata", None, "connect"))
     assert never.outage is not None and never.outage.kind == "unreachable"
+
+
+def test_a_refused_connection_blames_the_last_request_the_server_answered() -> None:
+    """A refused connection never reached the server: it went away after the last answer it gave."""
+    health = TargetHealth(probe=lambda origin, timeout, **_: "refused", target_origins={"http://t"})
+    health.current_check = "a.py::test_one"
+    answered = _exchange("http://t/token", 400)
+    health.observe(answered)
+    health.current_check = "a.py::test_two"
+    health.observe(_exchange("http://t/token", None, "connect"))
+    assert health.outage is not None
+    assert health.outage.exchange is answered and health.outage.check == "a.py::test_one"
+    assert health.outage.reported_by == "a.py::test_two"

@@ -34,9 +34,13 @@ class Outage:
 
     kind: str
     exchange: Exchange
+    """The request after which the target went away (for a refused connection: the last one it answered)."""
     check: str | None
-    """The check that was running when the last request was sent."""
+    """The check that sent that request."""
     probe_error: str
+    reported_by: str | None = None
+    """The check that was running when the outage was noticed: its report carries the finding."""
+    observed_at: float = field(default_factory=time.time)
 
     @property
     def summary(self) -> str:
@@ -65,26 +69,37 @@ class TargetHealth:
     """Watches the run's exchanges; `outage` is set once the target is gone."""
 
     probe_timeout: float = 5.0
-    probe: Callable[[str, float], str | None] = probe_origin
+    probe: Callable[..., str | None] = probe_origin
     current_check: str | None = None
     outage: Outage | None = None
     answered: set[str] = field(default_factory=set)
     """Origins that have answered at least once."""
     target_origins: set[str] = field(default_factory=set)
     """Origins of the target (FHIR base, token endpoint, ...): only their silence is judged."""
+    last_answered: dict[str, tuple[Exchange, str | None]] = field(default_factory=dict)
 
     def observe(self, exchange: Exchange) -> None:
         origin = origin_of(exchange.url)
         if exchange.status is not None:
             self.answered.add(origin)
+            self.last_answered[origin] = (exchange, self.current_check)
             return
         if self.outage is not None or exchange.failure not in NO_ANSWER:
             return
+        # A slow server gets more patience than a reset or refused one: several probes, each as long as a request.
+        patience = {"attempts": 3, "pause": 1.0} if exchange.failure == "timeout" else {}
         if origin in self.answered:
-            error = self.probe(origin, self.probe_timeout)
-            if error is not None:
-                self.outage = Outage("crashed", exchange, self.current_check, error)
-        elif (
-            origin in self.target_origins and not self.answered & self.target_origins and exchange.failure == "connect"
+            error = self.probe(origin, self.probe_timeout, **patience)
+            if error is None:
+                return
+            blamed, check = exchange, self.current_check
+            if exchange.failure == "connect" and origin in self.last_answered:
+                # A refused connection never reached the server: it went away after the last request it answered.
+                blamed, check = self.last_answered[origin]
+            self.outage = Outage("crashed", blamed, check, error, self.current_check)
+            return
+        never_answered = origin in self.target_origins and not self.answered & self.target_origins
+        if never_answered and (
+            exchange.failure == "connect" or self.probe(origin, self.probe_timeout, **patience) is not None
         ):
-            self.outage = Outage("unreachable", exchange, self.current_check, exchange.error or "")
+            self.outage = Outage("unreachable", exchange, self.current_check, exchange.error or "", self.current_check)

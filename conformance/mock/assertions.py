@@ -222,7 +222,8 @@ def _aud_is_the_token_endpoint(c: ClaimsUnderTest) -> None:
         if c.ctx.fault("wrong-aud-500"):
             raise ServerCrash("aud is an array")
         raise _invalid_client(f"aud must be the token endpoint URL {c.audience} as a string")
-    if c.audience not in (aud if isinstance(aud, list) else [aud]):
+    accepted = [c.audience] + ([c.ctx.settings.fhir_base] if c.ctx.variation("aud-fhir-base-accepted") else [])
+    if not set(accepted) & set(aud if isinstance(aud, list) else [aud]):
         if c.ctx.fault("wrong-aud-500"):
             raise ServerCrash("aud mismatch")
         raise _invalid_client(f"aud must be the token endpoint {c.audience}")

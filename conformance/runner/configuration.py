@@ -246,13 +246,14 @@ def _reads(value: Any, where: str) -> list[ProtectedRead]:
         if not isinstance(entry, dict) or set(entry) - {"path", "headers"}:
             raise ConfigError(f"{where}: each read is a path or a table with path and headers, got {entry!r}")
         path, headers = entry.get("path"), entry.get("headers", {})
-        if not isinstance(path, str) or not path.strip() or "://" in path:
+        if not isinstance(path, str) or not path.strip() or urlsplit(path).scheme or urlsplit(path).netloc:
             raise ConfigError(f"{where}: a read's path is relative to the FHIR base, e.g. Patient/123; got {path!r}")
         if not isinstance(headers, dict) or not all(
             isinstance(k, str) and isinstance(v, str) for k, v in headers.items()
         ):
             raise ConfigError(f"{where}: a read's headers must be a table of strings")
-        merged = {"Accept": "application/fhir+json", **headers}
+        defaults = {} if any(k.lower() == "accept" for k in headers) else {"Accept": "application/fhir+json"}
+        merged: dict[str, str] = {**defaults, **headers}
         reads.append(ProtectedRead(path.strip().lstrip("/"), tuple(merged.items())))
     return reads
 

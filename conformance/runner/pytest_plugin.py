@@ -487,7 +487,21 @@ def _took_the_target_down(item: pytest.Item, report: pytest.TestReport) -> bool:
     """This check sent the last request before the target went away, and that is not reported yet."""
     state = _state(item.config)
     outage = state.health.outage
-    return outage is not None and not state.outage_reported and outage.check == check_id(item)
+    return outage is not None and not state.outage_reported and outage.reported_by == check_id(item)
+
+
+def _unauthenticated(exchange: Exchange) -> bool:
+    """No usable credential in the request: no Authorization header, no client secret, no well-formed assertion."""
+    from urllib.parse import parse_qs
+
+    if exchange.request_header("authorization"):
+        return False
+    try:
+        form = parse_qs(exchange.request_body.decode("utf-8", errors="replace"))
+    except ValueError:
+        return True
+    assertion = (form.get("client_assertion") or [""])[0]
+    return "client_secret" not in form and assertion.count(".") != 2
 
 
 def _report_outage(item: pytest.Item, report: pytest.TestReport, redactor: Redactor) -> None:
@@ -506,10 +520,10 @@ def _report_outage(item: pytest.Item, report: pytest.TestReport, redactor: Redac
     else:
         outcome = "fail"
         requirement = lookup(AVAILABILITY)
-        unauthenticated = not (exchange.request_header("authorization") or "").lower().startswith("bearer ")
-        who = "one unauthenticated request" if unauthenticated else "one request"
+        who = "one unauthenticated request" if _unauthenticated(exchange) else "one request"
+        where = "this request" if outage.check == outage.reported_by else f"a request of {outage.check}"
         failure = CheckFailure(
-            f"the server stopped answering after this request: {who} takes the service down",
+            f"the server stopped answering this client after {where}: {who} takes the service down",
             expected="an answer to every request (an error response for a bad one), and a server that keeps answering",
             actual=f"no answer ({exchange.error}); probing {origin_of(exchange.url)} afterwards: {outage.probe_error}",
             exchange=exchange,
@@ -518,6 +532,9 @@ def _report_outage(item: pytest.Item, report: pytest.TestReport, redactor: Redac
         report.longrepr = _render_outcome(failure, redactor, item)
         _set_property(item.user_properties, "requirement", requirement.id)
         _set_property(item.user_properties, "level", requirement.level.value)
+        _set_property(item.user_properties, "party", requirement.party)
+        _set_property(item.user_properties, "rule", requirement.sentence)
+    _set_property(item.user_properties, "outage_at", f"{outage.observed_at:.6f}")
     report.outcome = "failed"
     _set_property(item.user_properties, "outcome", outcome)
     _set_property(item.user_properties, "message", redactor.text(outage.summary))
@@ -585,14 +602,23 @@ class ResultCollector:
                 "warning_rule": props.get("warning_rule"),
                 "party": props.get("party"),
                 "message": props.get("message"),
+                "outage_at": props.get("outage_at"),
                 "notes": {k[5:]: v for k, v in props.items() if isinstance(k, str) and k.startswith("note:")},
             }
         )
+
+    def _one_outage(self) -> None:
+        """Under xdist every worker notices the outage; the earliest is the finding, the others were not run."""
+        state = _state(self.config)
+        outages = sorted((r for r in state.results if r.get("outage_at")), key=lambda r: float(r["outage_at"]))
+        for later in outages[1:]:
+            later.update(outcome="not-run", message=None, outage_at=None, warning=None)
 
     def pytest_terminal_summary(self, terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
         state = _state(config)
         if not state.results:
             return
+        self._one_outage()
         counts = Counter(r["outcome"] for r in state.results)
         write = terminalreporter.write_line
         terminalreporter.section("conformance summary")
@@ -620,6 +646,7 @@ class ResultCollector:
         state = _state(session.config)
         if state.results_path is None or hasattr(session.config, "workerinput"):
             return
+        self._one_outage()
         state.results_path.parent.mkdir(parents=True, exist_ok=True)
         document = {"exitstatus": int(exitstatus), "checks": sorted(state.results, key=lambda r: r["check"])}
         tmp = state.results_path.with_suffix(".tmp")

@@ -260,14 +260,25 @@ def test_re_registration_keeps_the_client_id(lifecycle: Lifecycle) -> None:
     )
     first_id = (lifecycle.first.json_object() or {}).get("client_id")
     again_id = (lifecycle.again.json_object() or {}).get("client_id")
+    note("status of the modification", status)
+    # Accepting the repeat as a modification is SHALL; keeping the client_id and answering 200 are SHOULDs
+    # (UDAP Security STU2 §3.4: a server that issues a new client_id cancels the old one).
     if first_id != again_id:
         expect.fail(
             "re-registration issued a different client_id",
             expected=f"client_id {first_id}",
             actual=f"client_id {again_id}",
             exchange=lifecycle.again,
+            requirement="UDAP-MOD-01S",
         )
-    note("status of the modification", status)
+    if status == 201:
+        expect.fail(
+            "the modification was answered 201, not 200",
+            expected="HTTP 200 for a modification",
+            actual="HTTP 201",
+            exchange=lifecycle.again,
+            requirement="UDAP-MOD-01S",
+        )
 
 
 @pytest.mark.requirement("UDAP-MOD-04")

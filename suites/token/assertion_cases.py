@@ -400,7 +400,7 @@ CASES: list[Case] = [
         lambda kit: Outcome(
             kit.send(
                 "assertion whose aud is an array without the token URL",
-                claims={"aud": ["https://authorization.example.org/token", kit.target.base_url]},
+                claims={"aud": ["https://authorization.example.org/token", "https://other.example.org/fhir"]},
             )
         ),
     ),

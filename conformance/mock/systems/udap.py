@@ -547,7 +547,8 @@ async def udap_token(request: Request) -> Response:
         client = authenticate_udap(ctx, form)
         scope = grant_scope(ctx, client, form.get("scope") or " ".join(client.scopes))
         lifetime = 7200 if ctx.fault("udap-token-lifetime-7200") else 300 if ctx.variation("udap-short-token") else None
-        return issue_token(ctx, client, scope, lifetime=lifetime)
+        stated: dict[str, object] | None = {"scope": ""} if ctx.fault("udap-token-scope-empty") else None
+        return issue_token(ctx, client, scope, lifetime=lifetime, fields=stated)
     except OAuthError as err:
         return oauth_error_response(ctx, err)
     except ServerCrash:
