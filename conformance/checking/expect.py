@@ -105,6 +105,19 @@ def header_has_token(exchange: Exchange, name: str, token: str, title: str) -> N
     note(name, value)
 
 
+def bearer_challenge(exchange: Exchange, what: str) -> str:
+    """A refusal at the FHIR API carries WWW-Authenticate: Bearer (RFC 6750 §3: MUST, whatever the status)."""
+    challenge = exchange.response_header("www-authenticate") or ""
+    if not challenge.lower().startswith("bearer"):
+        fail(
+            f"the refusal of {what} has no Bearer challenge",
+            expected="WWW-Authenticate: Bearer …",
+            actual=challenge or "(absent)",
+            exchange=exchange,
+        )
+    return challenge
+
+
 def field(body: dict[str, Any], name: str, exchange: Exchange, title: str) -> Any:
     if name not in body:
         fail(title, expected=f"a '{name}' member", actual=f"members {sorted(body)}", exchange=exchange)

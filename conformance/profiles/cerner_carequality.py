@@ -2,40 +2,23 @@
 
 from __future__ import annotations
 
-from starlette.routing import BaseRoute, Route
+from functools import partial
 
-from conformance.flows.target import Target
-from conformance.mock import fhir
+from starlette.routing import BaseRoute
+
 from conformance.mock.data import CERNER_PATIENT_ID
 from conformance.mock.settings import MockSettings, ServerLayout
 from conformance.mock.systems import carequality
-from conformance.mock.systems import udap as udap_server
 from conformance.mock.systems.carequality import CERNER_TENANT
 from conformance.profiles import udap_community
-from conformance.profiles.base import ConfigNeeds, EmbeddedRun, Profile, ServeOptions
+from conformance.profiles.base import ConfigNeeds, Profile
 
 FHIR_PATH = f"/beta/{CERNER_TENANT}"
 
 
 def routes(settings: MockSettings) -> list[BaseRoute]:
-    base = settings.fhir_path
     strict = "fhir-accepts-no-accept-header" not in settings.faults
-    return [
-        Route(f"{base}/metadata", carequality.metadata, methods=["GET"]),
-        Route(f"{base}/.well-known/udap", udap_server.udap_metadata, methods=["GET"]),
-        Route(settings.register_path, udap_server.register, methods=["POST"]),
-        Route(settings.token_path, udap_server.udap_token, methods=["GET", "POST"]),
-        Route(base + "/{type}/{id}", fhir.make_read(require_explicit_json=strict), methods=["GET"]),
-        Route(base + "/{type}", fhir.make_search(require_explicit_json=strict), methods=["GET"]),
-    ]
-
-
-def start_embedded(profile: Profile, run: EmbeddedRun) -> Target:
-    return udap_community.start_embedded(profile, run, require_b2b=False, patient_id=CERNER_PATIENT_ID)
-
-
-def serve_prepare(options: ServeOptions) -> udap_community.Preparer:
-    return udap_community.serve_preparer(options, require_b2b=False)
+    return udap_community.routes(settings, carequality.metadata, require_explicit_json=strict)
 
 
 PROFILE = Profile(
@@ -52,10 +35,10 @@ PROFILE = Profile(
         registration_needs_contact=False,
     ),
     routes=routes,
-    embedded=start_embedded,
+    embedded=partial(udap_community.start_embedded, require_b2b=False, patient_id=CERNER_PATIENT_ID),
     suites=("registration", "udap_token", "carequality"),
     client_auth="udap",
     needs=ConfigNeeds(udap=True),
-    serve_prepare=serve_prepare,
+    serve_prepare=partial(udap_community.serve_preparer, require_b2b=False),
     serve_banner=udap_community.serve_banner,
 )

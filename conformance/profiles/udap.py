@@ -2,35 +2,18 @@
 
 from __future__ import annotations
 
-from starlette.routing import BaseRoute, Route
+from functools import partial
 
-from conformance.flows.target import Target
-from conformance.mock import fhir
+from starlette.routing import BaseRoute
+
 from conformance.mock.settings import MockSettings, ServerLayout
 from conformance.mock.systems import smart
-from conformance.mock.systems import udap as udap_server
 from conformance.profiles import udap_community
-from conformance.profiles.base import ConfigNeeds, EmbeddedRun, Profile, ServeOptions
+from conformance.profiles.base import ConfigNeeds, Profile
 
 
 def routes(settings: MockSettings) -> list[BaseRoute]:
-    base = settings.fhir_path
-    return [
-        Route(f"{base}/metadata", smart.metadata, methods=["GET"]),
-        Route(f"{base}/.well-known/udap", udap_server.udap_metadata, methods=["GET"]),
-        Route(settings.register_path, udap_server.register, methods=["POST"]),
-        Route(settings.token_path, udap_server.udap_token, methods=["GET", "POST"]),
-        Route(base + "/{type}/{id}", fhir.make_read(), methods=["GET"]),
-        Route(base + "/{type}", fhir.make_search(), methods=["GET"]),
-    ]
-
-
-def start_embedded(profile: Profile, run: EmbeddedRun) -> Target:
-    return udap_community.start_embedded(profile, run, require_b2b=True)
-
-
-def serve_prepare(options: ServeOptions) -> udap_community.Preparer:
-    return udap_community.serve_preparer(options, require_b2b=True)
+    return udap_community.routes(settings, smart.metadata)
 
 
 PROFILE = Profile(
@@ -39,10 +22,10 @@ PROFILE = Profile(
     title="UDAP B2B (x5c client assertions, dynamic registration)",
     layout=ServerLayout(publishes_udap_metadata=True, needs_udap=True),
     routes=routes,
-    embedded=start_embedded,
+    embedded=partial(udap_community.start_embedded, require_b2b=True),
     suites=("udap_discovery", "registration", "udap_token"),
     client_auth="udap",
     needs=ConfigNeeds(udap=True, udap_trust_anchors=True),
-    serve_prepare=serve_prepare,
+    serve_prepare=partial(udap_community.serve_preparer, require_b2b=True),
     serve_banner=udap_community.serve_banner,
 )

@@ -8,8 +8,12 @@ since its SAN must be the base URL, port included.
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
 
 from conformance.core.config import UdapConfig
 from conformance.crypto.pki import (
@@ -23,15 +27,18 @@ from conformance.crypto.pki import (
     write_pem,
 )
 from conformance.flows.target import Target, make_http, make_redactor
+from conformance.mock import fhir
 from conformance.mock.data import DEFAULT_PATIENT_ID
 from conformance.mock.server import MockServer
 from conformance.mock.settings import MockSettings
+from conformance.mock.systems import udap as udap_server
 from conformance.mock.systems.udap import UdapServerSettings
 from conformance.profiles.base import EmbeddedRun, Profile, ProfileSetupError, ServeOptions, embedded_config
 
 CLIENT_URI = "https://conformance.example.org/client"
 COMMUNITY = "urn:conformance:test-community"
 Preparer = Callable[[MockSettings], None]
+Endpoint = Callable[[Request], Awaitable[Response]]
 MEMBERS = ("root", "intermediate", "client", "other", "lifecycle", "expired", "untrusted_root", "untrusted")
 
 
@@ -80,6 +87,19 @@ def client_identity(members: dict[str, CertifiedKey]) -> UdapConfig:
         registration="new",
         fixtures={name: members[name] for name in ("other", "lifecycle", "expired", "untrusted")},
     )
+
+
+def routes(settings: MockSettings, metadata: Endpoint, *, require_explicit_json: bool = False) -> list[BaseRoute]:
+    """The UDAP server's routes: CapabilityStatement, /.well-known/udap, registration, token, FHIR reads."""
+    base = settings.fhir_path
+    return [
+        Route(f"{base}/metadata", metadata, methods=["GET"]),
+        Route(f"{base}/.well-known/udap", udap_server.udap_metadata, methods=["GET"]),
+        Route(settings.register_path, udap_server.register, methods=["POST"]),
+        Route(settings.token_path, udap_server.udap_token, methods=["GET", "POST"]),
+        Route(base + "/{type}/{id}", fhir.make_read(require_explicit_json=require_explicit_json), methods=["GET"]),
+        Route(base + "/{type}", fhir.make_search(require_explicit_json=require_explicit_json), methods=["GET"]),
+    ]
 
 
 def start_embedded(

@@ -369,14 +369,7 @@ def _expect_invalid_token(exchange: Exchange, what: str) -> None:
             actual=expect.describe(exchange),
             exchange=exchange,
         )
-    challenge = exchange.response_header("www-authenticate") or ""
-    if not challenge.lower().startswith("bearer"):
-        expect.fail(
-            f"the refusal of {what} has no Bearer challenge",
-            expected="WWW-Authenticate: Bearer …",
-            actual=challenge or "(absent)",
-            exchange=exchange,
-        )
+    expect.bearer_challenge(exchange, f"a request with {what}")
     note("status", status)
     if status != 401:
         expect.fail(
