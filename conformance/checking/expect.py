@@ -10,6 +10,7 @@ import json
 from collections.abc import Collection
 from typing import Any, NoReturn
 
+from conformance.core.config import ProtectedRead
 from conformance.core.outcomes import CheckFailure, NotApplicable, PreconditionFailed, note
 from conformance.core.recording import Exchange, cite
 from conformance.core.redaction import active
@@ -178,3 +179,23 @@ def objects(value: Any) -> list[dict[str, Any]]:
 def member(value: Any, name: str) -> Any:
     """`value[name]` when value is a JSON object, else None."""
     return value.get(name) if isinstance(value, dict) else None
+
+
+def configured_read(exchange: Exchange, read: ProtectedRead, title: str) -> None:
+    """A configured read made with a token that covers it: 2xx, and for Type/id the resource asked for.
+
+    A 404 means the configured resource is not there: the check is not applicable, never failed."""
+    answered(exchange)
+    applicable(exchange.status != 404, f"the configured read {read.path} answers 404 (set target.reads)")
+    if exchange.status is None or not 200 <= exchange.status < 300:
+        fail(title, expected="HTTP 2xx", actual=describe(exchange), exchange=exchange)
+    if read.instance_id is None:
+        return
+    body = json_object(exchange, "the read must return JSON")
+    if body.get("resourceType") != read.resource_type or body.get("id") != read.instance_id:
+        fail(
+            "the read did not return the requested resource",
+            expected=read.path,
+            actual=f"{body.get('resourceType')}/{body.get('id')}",
+            exchange=exchange,
+        )

@@ -8,6 +8,7 @@ the profile registry's knowledge.
 from __future__ import annotations
 
 import ipaddress
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -60,6 +61,19 @@ class ProtectedRead:
     """Relative to the FHIR base, e.g. Patient/123 or Group/abc/$export."""
     headers: tuple[tuple[str, str], ...] = (("Accept", "application/fhir+json"),)
 
+    @property
+    def resource_type(self) -> str | None:
+        """The FHIR type the request reaches (Patient for Patient/123 or Patient?name=x), None for a system-level
+        operation such as $export: scope checks need it to ask for a token that does or does not cover it."""
+        head = re.split(r"[/?]", self.path, maxsplit=1)[0]
+        return head if re.fullmatch(r"[A-Z][A-Za-z]+", head) else None
+
+    @property
+    def instance_id(self) -> str | None:
+        """The id of a plain instance read (Type/id), None for searches and operations."""
+        match = re.fullmatch(r"[A-Z][A-Za-z]+/([A-Za-z0-9\-.]{1,64})", self.path)
+        return match.group(1) if match else None
+
 
 @dataclass(frozen=True)
 class JwksHostConfig:
@@ -106,6 +120,14 @@ class TargetConfig:
     headers: dict[str, str] = field(default_factory=dict)
     secret_headers: list[str] = field(default_factory=list)
     max_body_bytes: int = 2 * 1024 * 1024
+    proxy: str | None = None
+    """http.proxy: a proxy URL, or "none"; unset, HTTPS_PROXY / HTTP_PROXY / NO_PROXY decide."""
+    retry_attempts: int = 2
+    """Retries of one request the target answered 429 (or 503 with Retry-After)."""
+    retry_budget: float = 60.0
+    """Seconds a whole run may spend waiting for a rate-limiting target."""
+    max_rps: float | None = None
+    """At most this many requests per second (None: no pacing)."""
     expiry_wait: float = 0.0
     jwks_host: JwksHostConfig | None = None
     source: str = "defaults"

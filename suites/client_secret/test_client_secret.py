@@ -17,12 +17,14 @@ import pytest
 
 from conformance.checking import expect
 from conformance.checking.cases import answer_once
+from conformance.core.config import ProtectedRead
 from conformance.core.outcomes import SpecWarning, note
 from conformance.core.recording import Exchange
 from conformance.flows import oauth
 from conformance.flows.oauth import TokenGrant
 from conformance.flows.scopes import beyond, split_scopes
 from conformance.flows.target import Target
+from suites.conftest import ReadWith
 
 TENANT_IN_TOKEN_URL = re.compile(r"/tenants/([^/]+)/")
 
@@ -143,21 +145,20 @@ def test_granted_scope_is_stated_and_within_request(basic_grant: TokenGrant, tar
 
 
 @pytest.fixture(scope="module")
-def two_reads(target: Target, basic_token: str, patient_id: str) -> list[Exchange]:
+def two_reads(read_protected: ReadWith, basic_token: str, protected_read: ProtectedRead) -> list[Exchange]:
     return [
-        target.http.request(
-            "GET",
-            f"{target.base_url}/Patient/{patient_id}",
-            purpose=f"read the patient with the token ({n})",
-            headers={"Accept": "application/fhir+json", **oauth.bearer(basic_token)},
-        )
+        read_protected(f"Bearer {basic_token}", f"{protected_read.path} with the token ({n})")
         for n in ("first use", "reuse")
     ]
 
 
 @pytest.mark.requirement("SBS-TOKEN-09")
-def test_token_reads_the_patient(two_reads: list[Exchange]) -> None:
-    expect.status(two_reads[0], {200}, "the token must read the configured patient")
+def test_token_reads_the_configured_read(two_reads: list[Exchange], protected_read: ProtectedRead) -> None:
+    expect.answered(two_reads[0])
+    expect.applicable(
+        two_reads[0].status != 404, f"the configured read {protected_read.path} answers 404 (set target.reads)"
+    )
+    expect.status(two_reads[0], {200}, f"the token must read {protected_read.path}")
 
 
 @pytest.mark.requirement("SBS-TOKEN-09R")
@@ -458,11 +459,14 @@ def test_only_unauthorized_scopes_get_nothing(scope_answers: dict[str, Exchange]
 
 
 @pytest.fixture(scope="module")
-def fhir_answers(target: Target, basic_token: str, patient_id: str) -> dict[str, Exchange]:
+def fhir_answers(target: Target, basic_token: str, protected_read: ProtectedRead) -> dict[str, Exchange]:
     bearer = oauth.bearer(basic_token)
     answers = {
         "no-json-request": target.http.request(
-            "GET", f"{target.base_url}/Patient/{patient_id}", purpose="read without asking for JSON", headers=bearer
+            "GET",
+            f"{target.base_url}/{protected_read.path}",
+            purpose="read without asking for JSON",
+            headers=bearer,
         ),
     }
     if target.config.other_tenant_base_url:

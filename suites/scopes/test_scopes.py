@@ -14,12 +14,13 @@ from typing import Any
 import pytest
 
 from conformance.checking import expect
+from conformance.core.config import ProtectedRead
 from conformance.core.outcomes import SpecWarning, note
 from conformance.core.recording import Exchange
 from conformance.crypto.jose import ClientKey
 from conformance.flows import oauth
 from conformance.flows.oauth import TokenGrant
-from conformance.flows.scopes import beyond, is_v2, parse_scope, split_scopes
+from conformance.flows.scopes import beyond, is_v2, parse_scope, permits, split_scopes
 from conformance.flows.target import Target
 from suites.conftest import ExpiryProbe, ReadWith
 
@@ -291,50 +292,77 @@ def test_offline_access_gives_no_refresh_token(request_scope: Callable[[str | No
     )
 
 
+def _type_token(request_scope: Callable[[str | None], TokenGrant], resource_type: str) -> TokenGrant:
+    """A token for one resource type: SMART v1 read scope first, the v2 form when v1 is refused."""
+    grant = request_scope(f"system/{resource_type}.read")
+    if not grant.access_token:
+        grant = request_scope(f"system/{resource_type}.rs")
+    return grant
+
+
 @pytest.fixture(scope="module")
-def patient_only_token(request_scope: Callable[[str | None], TokenGrant]) -> str:
-    grant = request_scope(V1_PATIENT)
-    expect.precondition(grant.access_token, f"no token for {V1_PATIENT}")
+def scoped_type(protected_read: ProtectedRead) -> str:
+    """The resource type of the configured read: the scope checks ask for tokens that do or do not cover it."""
+    expect.precondition(
+        protected_read.resource_type,
+        f"the configured read {protected_read.path} names no resource type (set target.reads to a typed read)",
+    )
+    assert protected_read.resource_type is not None
+    return protected_read.resource_type
+
+
+@pytest.fixture(scope="module")
+def type_only_token(request_scope: Callable[[str | None], TokenGrant], scoped_type: str) -> str:
+    grant = _type_token(request_scope, scoped_type)
+    expect.precondition(grant.access_token, f"no token for system/{scoped_type}.read could be obtained")
     assert grant.access_token is not None
     return grant.access_token
 
 
 @pytest.fixture(scope="module")
-def out_of_scope_read(fhir_get: Callable[..., Exchange], patient_only_token: str, patient_id: str) -> Exchange:
-    return fhir_get(
-        f"Observation?patient={patient_id}",
-        purpose="search Observations with a Patient-only token",
-        headers={"Accept": "application/fhir+json", **oauth.bearer(patient_only_token)},
+def out_of_scope_read(
+    request_scope: Callable[[str | None], TokenGrant],
+    read_protected: ReadWith,
+    existing_read: Exchange,
+    protected_read: ProtectedRead,
+    scoped_type: str,
+) -> Exchange:
+    """The configured read with a token for another resource type only."""
+    other = "Observation" if scoped_type != "Observation" else "Patient"
+    grant = _type_token(request_scope, other)
+    expect.precondition(grant.access_token, f"no token for system/{other}.read could be obtained")
+    expect.precondition(
+        not any(permits(grant.scope or "", scoped_type, perm) for perm in "rs"),
+        f"the token asked for system/{other}.read was granted a scope covering {scoped_type} ({grant.scope})",
     )
+    return read_protected(f"Bearer {grant.access_token}", f"{protected_read.path} with a token for {other} only")
 
 
 @pytest.mark.requirement("SBS-TOKEN-09")
-def test_patient_only_token_reads_patients(
-    fhir_get: Callable[..., Exchange], patient_only_token: str, patient_id: str
+def test_type_scoped_token_reads_the_configured_read(
+    read_protected: ReadWith, existing_read: Exchange, type_only_token: str, protected_read: ProtectedRead
 ) -> None:
-    exchange = fhir_get(
-        f"Patient/{patient_id}",
-        purpose="read a patient with a Patient-only token",
-        headers={"Accept": "application/fhir+json", **oauth.bearer(patient_only_token)},
+    exchange = read_protected(f"Bearer {type_only_token}", f"{protected_read.path} with a token for its type only")
+    expect.configured_read(
+        exchange, protected_read, f"a token scoped to its resource type does not read {protected_read.path}"
     )
-    expect.status(exchange, {200}, "a Patient-scoped token must read patients")
 
 
 @pytest.mark.requirement("SBS-SCOPE-14")
-def test_patient_only_token_cannot_read_observations(out_of_scope_read: Exchange) -> None:
+def test_token_without_the_type_scope_is_refused(out_of_scope_read: Exchange, scoped_type: str) -> None:
     status = expect.answered(out_of_scope_read).status
     body = out_of_scope_read.json_object() or {}
     entries = [e for e in expect.objects(body.get("entry")) if isinstance(e.get("resource"), dict)]
     if (
         status == 200
         and body.get("resourceType") == "Bundle"
-        and not any(e["resource"].get("resourceType") == "Observation" for e in entries)
+        and not any(e["resource"].get("resourceType") == scoped_type for e in entries)
     ):
-        note("server chose", "an answer without Observations (the search was narrowed to the token's scope)")
+        note("server chose", f"an answer without {scoped_type} resources (the search was narrowed to the scope)")
         return
-    if status == 200:
+    if status is not None and 200 <= status < 300:
         expect.fail(
-            "a token without Observation scope read Observations",
+            f"a token without {scoped_type} scope read {scoped_type} data",
             expected="403 (or 401 insufficient_scope, or 404)",
             actual=expect.describe(out_of_scope_read),
             exchange=out_of_scope_read,

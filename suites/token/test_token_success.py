@@ -161,28 +161,16 @@ def test_no_refresh_token(granted: TokenGrant) -> None:
 
 
 @pytest.fixture(scope="module")
-def patient_read(target: Target, granted: TokenGrant, patient_id: str) -> Exchange:
+def granted_read(read_protected: ReadWith, granted: TokenGrant, protected_read: ProtectedRead) -> Exchange:
     expect.precondition(granted.access_token, "the token response holds no usable access_token")
-    assert granted.access_token is not None
-    return target.http.request(
-        "GET",
-        f"{target.base_url}/Patient/{patient_id}",
-        purpose="read the configured patient with the token",
-        headers={"Accept": "application/fhir+json", **oauth.bearer(granted.access_token)},
-    )
+    return read_protected(f"Bearer {granted.access_token}", f"{protected_read.path} with the granted token")
 
 
 @pytest.mark.requirement("SBS-TOKEN-09")
-def test_token_reads_the_configured_patient(patient_read: Exchange, patient_id: str) -> None:
-    expect.status(patient_read, {200}, "the access token must read a patient within its scope")
-    body = expect.json_object(patient_read, "the patient read must return JSON")
-    if body.get("resourceType") != "Patient" or body.get("id") != patient_id:
-        expect.fail(
-            "the read did not return the requested patient",
-            expected=f"Patient/{patient_id}",
-            actual=f"{body.get('resourceType')}/{body.get('id')}",
-            exchange=patient_read,
-        )
+def test_token_reads_the_configured_read(granted_read: Exchange, protected_read: ProtectedRead) -> None:
+    expect.configured_read(
+        granted_read, protected_read, f"the access token does not read {protected_read.path}, within its scope"
+    )
 
 
 @pytest.fixture(scope="module")

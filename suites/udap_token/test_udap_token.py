@@ -17,7 +17,7 @@ import pytest
 
 from conformance.checking import expect
 from conformance.checking.cases import answer_once
-from conformance.core.config import UdapConfig
+from conformance.core.config import ProtectedRead, UdapConfig
 from conformance.core.outcomes import CheckFailure, note
 from conformance.core.recording import Exchange
 from conformance.crypto.jose import ASSERTION_TYPE, generate_rsa, unsigned_jwt
@@ -25,6 +25,7 @@ from conformance.crypto.pki import CertifiedKey
 from conformance.flows import oauth, udap
 from conformance.flows.oauth import TokenGrant
 from conformance.flows.target import Target
+from suites.conftest import ReadWith
 from suites.udap_support import b2b_for
 
 
@@ -105,34 +106,21 @@ def test_no_refresh_token(granted: TokenGrant) -> None:
 
 
 @pytest.fixture(scope="module")
-def patient_reads(target: Target, udap_access_token: str, patient_id: str) -> tuple[Exchange, Exchange]:
-    patient = patient_id
-    url = f"{target.base_url}/Patient?_id={patient}"
-    with_token = target.http.request(
-        "GET",
-        url,
-        purpose="search the patient with the UDAP token",
-        headers={"Accept": "application/fhir+json", **oauth.bearer(udap_access_token)},
-    )
-    without = target.http.request(
-        "GET", url, purpose="search the patient without a token", headers={"Accept": "application/fhir+json"}
-    )
+def configured_reads(
+    read_protected: ReadWith, udap_access_token: str, protected_read: ProtectedRead
+) -> tuple[Exchange, Exchange]:
+    with_token = read_protected(f"Bearer {udap_access_token}", f"{protected_read.path} with the UDAP token")
+    without = read_protected(None, f"{protected_read.path} without a token")
     return with_token, without
 
 
 @pytest.mark.requirement("UDAP-TOK-23")
-def test_token_reads_the_patient(patient_reads: tuple[Exchange, Exchange]) -> None:
-    with_token, without = patient_reads
-    expect.status(with_token, {200}, "the UDAP token must read the patient")
-    body = expect.json_object(with_token, "the search must return JSON")
-    if body.get("resourceType") != "Bundle" or not body.get("entry"):
-        expect.fail(
-            "the search found no patient",
-            expected="a Bundle with the patient",
-            actual=expect.short_json(body),
-            exchange=with_token,
-        )
-    expect.status(without, {401}, "the same search without a token must get 401")
+def test_token_reads_the_configured_read(
+    configured_reads: tuple[Exchange, Exchange], protected_read: ProtectedRead
+) -> None:
+    with_token, without = configured_reads
+    expect.configured_read(with_token, protected_read, f"the UDAP token does not read {protected_read.path}")
+    expect.status(without, {401}, "the same read without a token must get 401")
 
 
 # --- refusals ---------------------------------------------------------------------------------------------
