@@ -114,7 +114,7 @@ def test_client_secret_profile_without_a_secret_is_an_error(tmp_path: Path) -> N
         ({"target.profile": "oauth1"}, "must be one of"),
         ({"http.timeout": "soon"}, "must be a number"),
         ({"http.verify_tls": "maybe"}, "must be true or false"),
-        ({"http.timeout": 0}, "greater than 0"),
+        ({"http.timeout": 0}, "between 0.1 and 600 seconds"),
     ],
 )
 def test_bad_values_are_explained(override: dict[str, object], message: str) -> None:

@@ -24,7 +24,7 @@ def test_records_request_and_response(httpx_mock: HTTPXMock) -> None:
     assert exchange.request_header("accept") == "application/fhir+json"
     assert exchange.request_header("x-client") == "suite"
     assert exchange.elapsed_ms >= 0
-    assert recorder.exchanges == [exchange]
+    assert recorder.requests_sent == 1
     sent = httpx_mock.get_request()
     assert sent is not None and sent.headers["x-client"] == "suite"
 
@@ -44,7 +44,7 @@ def test_timeout_becomes_a_message(httpx_mock: HTTPXMock) -> None:
     httpx_mock.add_exception(httpx.ReadTimeout("slow"))
     exchange = HttpRecorder(timeout=10).request("GET", "https://slow.example/metadata", purpose="read")
     assert exchange.status is None
-    assert exchange.error == "no answer from https://slow.example/metadata within 10 s"
+    assert exchange.error == "no complete answer within 10 s (https://slow.example/metadata)"
     with pytest.raises(NoResponse, match="within 10 s"):
         exchange.require_response()
 
@@ -94,11 +94,15 @@ def test_posts_are_never_redirected(httpx_mock: HTTPXMock) -> None:
     assert len(httpx_mock.get_requests()) == 1
 
 
-def test_huge_bodies_are_truncated(httpx_mock: HTTPXMock) -> None:
-    httpx_mock.add_response(url="https://big.example/x", content=b"a" * 5000)
-    exchange = HttpRecorder(max_body_bytes=1000).request("GET", "https://big.example/x", purpose="read")
-    assert exchange.truncated
-    assert len(exchange.response_body) == 1000
+def test_a_body_over_the_limit_is_no_answer_to_judge(httpx_mock: HTTPXMock) -> None:
+    """A cut body is not the server's answer: judging it would blame the server for what the suite did not read."""
+    httpx_mock.add_response(url="https://big.example/x", content=b"a" * 500_000)
+    exchange = HttpRecorder(max_body_bytes=100_000).request("GET", "https://big.example/x", purpose="read")
+    assert exchange.status is None and exchange.failure == "truncated" and exchange.partial_status == 200
+    assert exchange.truncated and len(exchange.response_body) == 64 * 1024, "only a slice is kept as evidence"
+    assert exchange.error is not None and "http.max_body_bytes (100000 bytes)" in exchange.error
+    with pytest.raises(NoResponse, match="HTTP 200 headers arrived"):
+        exchange.require_response()
 
 
 def test_html_is_recorded_not_parsed(httpx_mock: HTTPXMock) -> None:

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
+
+import pytest
 
 from conformance.core.health import Outage, TargetHealth
 from conformance.core.recording import Exchange
@@ -34,7 +37,7 @@ def test_a_request_that_takes_the_server_down_fails_its_check_and_stops_the_run(
         in output
     )
     assert "reproduce: curl" in output
-    assert proc.returncode == 1
+    assert proc.returncode == 3, "down since a check: the rest could not be judged"
     assert elapsed < 60
 
 
@@ -86,3 +89,63 @@ def test_a_refused_connection_blames_the_last_request_the_server_answered() -> N
     assert health.outage is not None
     assert health.outage.exchange is answered and health.outage.check == "a.py::test_one"
     assert health.outage.reported_by == "a.py::test_two"
+
+
+def test_allure_files_the_crash_under_the_availability_rule(tmp_path: Path) -> None:
+    """Allure shows the killing check as a failure of the availability rule, not as broken with its own rule."""
+    from tests.test_cli_end_to_end import conformance
+
+    proc = conformance("run", "-q", "--fault", "malformed-jwt-kills-server", "--reports", "out", cwd=tmp_path)
+    assert proc.returncode == 3, proc.stdout[-3000:]
+    allure = [json.loads(p.read_text()) for p in (tmp_path / "out/allure-results").glob("*-result.json")]
+    judged = [r for r in allure if r["status"] in ("failed", "broken")]
+    assert [r["name"] for r in judged] == [KILLER.split("::")[1]], [(r["name"], r["status"]) for r in judged]
+    finding = judged[0]
+    assert finding["status"] == "failed"
+    assert "stopped answering" in finding["statusDetails"]["message"]
+    labels = {(label["name"], label["value"]) for label in finding["labels"]}
+    assert ("requirement", "SBS-AVAIL-01") in labels and ("severity", "critical") in labels
+    assert len([name for name, _ in labels if name == "requirement"]) == 1
+    assert [link["name"].split(":")[0] for link in finding["links"]] == ["SBS-AVAIL-01"]
+
+
+def _gateway(url: str, status: int, retry_after: str | None = None) -> Exchange:
+    exchange = _exchange(url, status)
+    exchange.response_headers = [("Retry-After", retry_after)] if retry_after else []
+    return exchange
+
+
+def test_a_proxy_answering_502_for_a_dead_server_is_an_outage() -> None:
+    """Behind a reverse proxy a crash is not silence but 502/504 (or 503 without Retry-After)."""
+    probed: list[str] = []
+
+    def dead(url: str, timeout: float, **_: object) -> str | None:
+        probed.append(url)
+        return "HTTP 502 too"
+
+    health = TargetHealth(probe=dead, target_origins={"http://t"})
+    health.current_check = "a.py::test_one"
+    health.observe(_exchange("http://t/fhir/metadata", 200))
+    health.observe(_gateway("http://t/token", 502))
+    assert health.outage is not None and health.outage.kind == "crashed"
+    assert probed == ["http://t/fhir/metadata"], "the probe asks again for what answered well before"
+    assert "502 from a gateway" in health.outage.what_happened
+
+
+def test_one_gateway_error_from_a_live_server_or_a_rate_limit_is_no_outage() -> None:
+    alive = TargetHealth(probe=lambda url, timeout, **_: None, target_origins={"http://t"})
+    alive.observe(_exchange("http://t/fhir/metadata", 200))
+    alive.observe(_gateway("http://t/token", 504))
+    assert alive.outage is None, "the server still answers: one 504 is the server's own failure, judged by the check"
+
+    never_probed = TargetHealth(probe=lambda url, timeout, **_: pytest.fail("no probe expected"))
+    never_probed.observe(_exchange("http://t/fhir/metadata", 200))
+    never_probed.observe(_gateway("http://t/token", 503, retry_after="2"))
+    assert never_probed.outage is None, "503 with Retry-After asks the client to slow down"
+
+
+def test_a_target_that_only_ever_answers_502_is_unreachable() -> None:
+    health = TargetHealth(probe=lambda url, timeout, **_: "HTTP 502 too", target_origins={"http://t"})
+    health.observe(_gateway("http://t/fhir/metadata", 502))
+    assert health.outage is not None and health.outage.kind == "unreachable"
+    assert health.outage.summary == "target unreachable: HTTP 502 from a gateway: no server answers behind it"

@@ -33,8 +33,17 @@ def render_request(exchange: Exchange, redactor: Redactor) -> str:
 
 def render_response(exchange: Exchange, redactor: Redactor) -> str:
     if exchange.status is None:
-        return f"NO RESPONSE after {exchange.elapsed_ms:.0f} ms: {redactor.text(exchange.error or 'unknown error')}"
+        lines = [f"NO RESPONSE after {exchange.elapsed_ms:.0f} ms: {redactor.text(exchange.error or 'unknown error')}"]
+        lines += [f"retried: {r}" for r in exchange.retries]
+        if exchange.partial_status is not None:
+            lines.append(f"(incomplete answer, not judged) HTTP {exchange.partial_status}")
+            lines += [f"{k}: {v}" for k, v in redactor.headers(exchange.response_headers)]
+            if exchange.response_body:
+                content_type = exchange.response_header("content-type")
+                lines += ["", _clip(redactor.body(exchange.response_body, content_type))]
+        return "\n".join(lines)
     lines = [f"HTTP {exchange.status} ({exchange.elapsed_ms:.0f} ms)"]
+    lines += [f"retried: {r}" for r in exchange.retries]
     lines += [f"redirect: {redactor.text(r)}" for r in exchange.redirects]
     lines += [f"{k}: {v}" for k, v in redactor.headers(exchange.response_headers)]
     if exchange.response_body:

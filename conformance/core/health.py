@@ -6,6 +6,11 @@ probed; if the probe gets no answer either, the target is down and the request
 that preceded it is the finding: one request took the service down. When the
 first requests to the target never connect, the target is unreachable. Either
 way the run stops sending: every later check is reported not-run with one line.
+
+Behind a reverse proxy a dead server does not go silent: the proxy answers 502,
+504 or 503 without Retry-After. Such a gateway answer from an origin that gave
+real answers before is probed the same way, by asking again for a URL that
+answered well earlier; a probe that gets a gateway answer too counts as none.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from conformance.core.deadline import deadline_transport, request_deadline
 from conformance.core.recording import Exchange
 
 NO_ANSWER = frozenset({"timeout", "connect", "protocol"})
@@ -24,7 +30,11 @@ NO_ANSWER = frozenset({"timeout", "connect", "protocol"})
 
 
 def origin_of(url: str) -> str:
-    parts = urlsplit(url)
+    """scheme://host:port of a URL (the URL itself when it does not parse: a target may advertise anything)."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return url
     return f"{parts.scheme}://{parts.netloc}"
 
 
@@ -43,22 +53,58 @@ class Outage:
     observed_at: float = field(default_factory=time.time)
 
     @property
+    def what_happened(self) -> str:
+        """The request's own result: its transport error, or the gateway status that stood for no answer."""
+        if self.exchange.status is not None:
+            return f"HTTP {self.exchange.status} from a gateway: no server answers behind it"
+        return f"no answer ({self.exchange.error})"
+
+    @property
     def summary(self) -> str:
         if self.kind == "unreachable":
+            if self.exchange.status is not None:
+                return f"target unreachable: {self.what_happened}"
             return f"target unreachable: {self.exchange.error}"
         return f"target down since {self.check or 'set-up'}"
 
 
-def probe_origin(origin: str, timeout: float, attempts: int = 2, pause: float = 0.5) -> str | None:
-    """None when the origin answers anything at all (any status counts), else the last error."""
+GATEWAY_DOWN = frozenset({502, 504})
+"""Statuses a proxy or load balancer gives when the server behind it does not answer (503 counts without
+Retry-After; with it, 503 is the server asking the client to slow down, RFC 9110 §15.6.4)."""
+
+
+PROBE_BODY_BYTES = 1024 * 1024
+
+
+def is_gateway_silence(status: int | None, retry_after: str | None) -> bool:
+    return status in GATEWAY_DOWN or (status == 503 and not retry_after)
+
+
+def probe_origin(url: str, timeout: float, attempts: int = 2, pause: float = 0.5) -> str | None:
+    """None when the server answers anything at all (any status but a gateway's "no server behind me"), else
+    the last error. `url` is an origin (its root is asked) or a URL that answered well before."""
     error = "no attempt"
+    target = url if urlsplit(url).path not in ("", "/") else url.rstrip("/") + "/"
     for attempt in range(attempts):
         if attempt:
             time.sleep(pause)
         try:
-            with httpx.Client(timeout=timeout, verify=False, trust_env=False) as client:
-                client.get(origin + "/")
-            return None
+            # An answer is a status and a body that arrives (the first MiB of it) within one total deadline, so a
+            # server that trickles its headers or its body counts as not answering.
+            with (
+                httpx.Client(transport=deadline_transport(verify=False), timeout=timeout, trust_env=False) as client,
+                request_deadline(timeout),
+                client.stream("GET", target) as response,
+            ):
+                status, retry_after = response.status_code, response.headers.get("retry-after")
+                received = 0
+                for chunk in response.iter_bytes():
+                    received += len(chunk)
+                    if received > PROBE_BODY_BYTES:
+                        break
+            if not is_gateway_silence(status, retry_after):
+                return None
+            error = f"HTTP {status} from {target} too"
         except httpx.HTTPError as exc:
             error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
     return error
@@ -77,12 +123,19 @@ class TargetHealth:
     target_origins: set[str] = field(default_factory=set)
     """Origins of the target (FHIR base, token endpoint, ...): only their silence is judged."""
     last_answered: dict[str, tuple[Exchange, str | None]] = field(default_factory=dict)
+    answered_well: dict[str, str] = field(default_factory=dict)
+    """Per origin, a GET URL that once got a 2xx: asking it again tells a dead backend from one bad request."""
 
     def observe(self, exchange: Exchange) -> None:
         origin = origin_of(exchange.url)
+        if exchange.status is not None and is_gateway_silence(exchange.status, exchange.response_header("retry-after")):
+            self._gateway_answer(exchange, origin)
+            return
         if exchange.status is not None:
             self.answered.add(origin)
             self.last_answered[origin] = (exchange, self.current_check)
+            if exchange.method == "GET" and 200 <= exchange.status < 300:
+                self.answered_well.setdefault(origin, exchange.url)
             return
         if self.outage is not None or exchange.failure not in NO_ANSWER:
             return
@@ -103,3 +156,19 @@ class TargetHealth:
             exchange.failure == "connect" or self.probe(origin, self.probe_timeout, **patience) is not None
         ):
             self.outage = Outage("unreachable", exchange, self.current_check, exchange.error or "", self.current_check)
+
+    def _gateway_answer(self, exchange: Exchange, origin: str) -> None:
+        """A proxy saying the server behind it is gone: an outage only when a request that used to work fails too."""
+        if self.outage is not None:
+            return
+        if origin in self.answered:
+            error = self.probe(self.answered_well.get(origin, origin), self.probe_timeout)
+            if error is not None:
+                self.outage = Outage(
+                    "crashed", exchange, self.current_check, f"gateway answer; {error}", self.current_check
+                )
+            return
+        if origin in self.target_origins and not self.answered & self.target_origins:
+            error = self.probe(origin, self.probe_timeout)
+            if error is not None:
+                self.outage = Outage("unreachable", exchange, self.current_check, error, self.current_check)

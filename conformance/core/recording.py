@@ -14,6 +14,7 @@ import itertools
 import json
 import socket
 import ssl
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -23,7 +24,10 @@ from urllib.parse import urlencode, urljoin, urlsplit
 
 import httpx
 
+from conformance.core.deadline import deadline_transport, request_deadline
 from conformance.core.outcomes import NoResponse
+from conformance.core.pacing import Pacer, RetryBudget, asks_to_slow_down
+from conformance.core.proxies import proxy_mounts
 
 FormData = Mapping[str, str] | Sequence[tuple[str, str]]
 USER_AGENT = "fhir-b2b-conformance/0.1 (+https://github.com/fhir-b2b-conformance)"
@@ -47,8 +51,14 @@ class Exchange:
     elapsed_ms: float = 0.0
     error: str | None = None
     failure: str | None = None
-    """Why nothing came back, as a kind: timeout, connect, tls, protocol, redirect, invalid-url or send."""
+    """Why nothing usable came back, as a kind: timeout, connect, tls, protocol (reset or broken HTTP), truncated
+    (body over the size limit), rate-limited, redirect, invalid-url or send."""
     truncated: bool = False
+    """Only part of the body is kept (it did not arrive whole, or was over the size limit)."""
+    partial_status: int | None = None
+    """The status of an answer whose body did not arrive whole (reset, deadline, size limit): not judged."""
+    retries: list[str] = field(default_factory=list)
+    """Rate-limit answers waited out before the recorded one."""
     redirects: list[str] = field(default_factory=list)
     received_at: float | None = None
     """Wall-clock time the response headers arrived (to compare with the server's Date)."""
@@ -134,8 +144,23 @@ def _same_origin(a: str, b: str) -> bool:
     return (pa.scheme, pa.hostname, pa.port) == (pb.scheme, pb.hostname, pb.port)
 
 
+EVIDENCE_KEPT = 64 * 1024
+"""Bytes of an unusable (truncated or cut-off) body kept as evidence; the rest is dropped at once."""
+
+
+class _Incomplete(Exception):
+    """The response started but did not arrive whole: judged as no answer, never as the server's answer."""
+
+    def __init__(self, kind: str, what: str) -> None:
+        super().__init__(what)
+        self.kind = kind
+
+
 class HttpRecorder:
-    """The run's one HTTP client; records each exchange."""
+    """The run's one HTTP client; records each exchange.
+
+    Each attempt is bounded by one total deadline (`timeout`: connect, TLS, headers and body together). A
+    rate-limit answer is retried within `retry`; `pacer` spaces requests for rate-limited targets."""
 
     def __init__(
         self,
@@ -145,30 +170,54 @@ class HttpRecorder:
         extra_headers: Mapping[str, str] | None = None,
         max_body_bytes: int = 2 * 1024 * 1024,
         max_redirects: int = 5,
+        proxy: str | None = None,
+        retry: RetryBudget | None = None,
+        pacer: Pacer | None = None,
+        environ: Mapping[str, str] | None = None,
     ) -> None:
         self.timeout = timeout
         self.max_body_bytes = max_body_bytes
         self.max_redirects = max_redirects
         self.extra_headers = dict(extra_headers or {})
+        self.retry = retry or RetryBudget()
+        self.pacer = pacer or Pacer()
+        self.requests_sent = 0
+        self._count_lock = threading.Lock()
         verify_arg: bool | ssl.SSLContext = (
             verify if isinstance(verify, bool) else ssl.create_default_context(cafile=verify)
         )
         # TCP_NODELAY: httpcore writes headers and body separately; with Nagle on, every
         # POST would wait for the server's delayed ACK (~40 ms).
-        transport = httpx.HTTPTransport(verify=verify_arg, socket_options=[(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)])
+        options: dict[str, Any] = {
+            "verify": verify_arg,
+            "socket_options": [(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)],
+        }
         self._client = httpx.Client(
-            transport=transport,
+            transport=deadline_transport(**options),
+            mounts=proxy_mounts(proxy, lambda url: deadline_transport(proxy=url, **options), environ),
             timeout=httpx.Timeout(timeout),
             verify=verify_arg,
             follow_redirects=False,
             headers={"User-Agent": USER_AGENT},
             trust_env=False,
         )
-        self.exchanges: list[Exchange] = []
         self.observers: list[Callable[[Exchange], None]] = []
 
     def close(self) -> None:
         self._client.close()
+
+    def ping(self, url: str) -> str | None:
+        """None when `url` gives any HTTP answer (through the run's TLS and proxy settings), else why not.
+
+        Not recorded and not observed: waiting for a target that is still starting is not a finding."""
+        try:
+            with request_deadline(self.timeout):
+                self._client.get(url, headers=self.extra_headers).close()
+            return None
+        except httpx.HTTPError as exc:
+            return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+        except (httpx.InvalidURL, ValueError) as exc:
+            return f"invalid URL {url!r}: {exc}"
 
     def request(
         self,
@@ -207,8 +256,7 @@ class HttpRecorder:
         exchange = Exchange(
             purpose=purpose, method=method.upper(), url=url, request_headers=header_list, request_body=body
         )
-        self._send(exchange, follow)
-        self.exchanges.append(exchange)
+        self._send_within_budget(exchange, follow)
         for observe in self.observers:
             observe(exchange)
         captured = _capture.get()
@@ -216,53 +264,84 @@ class HttpRecorder:
             captured.append(exchange)
         return exchange
 
+    def _send_within_budget(self, exchange: Exchange, follow: bool) -> None:
+        """Send; while the answer asks the client to slow down, wait as asked and send again, within budget."""
+        attempt = 0
+        while True:
+            self.pacer.wait_turn()
+            with self._count_lock:
+                self.requests_sent += 1
+            self._send(exchange, follow)
+            retry_after = exchange.response_header("retry-after")
+            if not asks_to_slow_down(exchange.status, retry_after):
+                return
+            wait = self.retry.wait_for(attempt, retry_after)
+            if wait is None:
+                exchange.error = (
+                    f"rate limited: HTTP {exchange.status} (Retry-After: {retry_after or 'none'}) "
+                    f"after {attempt} retries; raise http.retry_attempts or http.retry_budget, or lower --max-rps"
+                )
+                exchange.failure = "rate-limited"
+                exchange.status = None
+                return
+            exchange.retries.append(f"HTTP {exchange.status}, Retry-After {retry_after or 'none'}: waited {wait:g} s")
+            time.sleep(wait)
+            attempt += 1
+
     def _send(self, exchange: Exchange, follow: bool) -> None:
+        """One attempt, bounded as a whole by the timeout; fills in the exchange's answer or why there is none."""
+        exchange.status, exchange.response_headers, exchange.response_body = None, [], b""
+        exchange.error = exchange.failure = None
+        exchange.truncated = False
+        exchange.redirects = []
         started = time.monotonic()
-        deadline = started + self.timeout
         url = exchange.url
         headers = list(exchange.request_headers)
         try:
-            for _ in range(self.max_redirects + 1):
-                request = self._client.build_request(
-                    exchange.method, url, headers=headers, content=exchange.request_body or None
-                )
-                response = self._client.send(request, stream=True)
-                try:
-                    location = response.headers.get("location")
-                    if follow and response.is_redirect and location:
-                        target = urljoin(url, location)
-                        exchange.redirects.append(f"{response.status_code} -> {target}")
-                        if not _same_origin(url, target):
-                            # Credentials stay with the host they were meant for: only harmless headers
-                            # cross, and a URL carrying credentials in its query is not followed at all.
-                            if _query_has_credentials(exchange.url):
-                                exchange.error = (
-                                    f"not following a redirect to another host ({target}): the URL carries credentials"
-                                )
-                                exchange.failure = "redirect"
-                                break
-                            headers = [(k, v) for k, v in headers if k.lower() in _CROSS_ORIGIN_HEADERS]
-                        url = target
-                        continue
-                    exchange.status = response.status_code
-                    exchange.received_at = time.time()
-                    exchange.response_headers = list(response.headers.multi_items())
-                    exchange.response_body, exchange.truncated = self._read_body(response, deadline)
-                finally:
-                    response.close()
-                break
-            else:
-                exchange.error = f"more than {self.max_redirects} redirects from {exchange.url}"
-                exchange.failure = "redirect"
+            with request_deadline(self.timeout):
+                for _ in range(self.max_redirects + 1):
+                    request = self._client.build_request(
+                        exchange.method, url, headers=headers, content=exchange.request_body or None
+                    )
+                    response = self._client.send(request, stream=True)
+                    try:
+                        location = response.headers.get("location")
+                        if follow and response.is_redirect and location:
+                            target = urljoin(url, location)
+                            exchange.redirects.append(f"{response.status_code} -> {target}")
+                            if not _same_origin(url, target):
+                                # Credentials stay with the host they were meant for: only harmless headers
+                                # cross, and a URL carrying credentials in its query is not followed at all.
+                                if _query_has_credentials(exchange.url):
+                                    exchange.error = (
+                                        f"not following a redirect to another host ({target}): "
+                                        "the URL carries credentials"
+                                    )
+                                    exchange.failure = "redirect"
+                                    break
+                                headers = [(k, v) for k, v in headers if k.lower() in _CROSS_ORIGIN_HEADERS]
+                            url = target
+                            continue
+                        exchange.status = response.status_code
+                        exchange.received_at = time.time()
+                        exchange.response_headers = list(response.headers.multi_items())
+                        self._read_body(response, exchange)
+                    finally:
+                        response.close()
+                    break
+                else:
+                    exchange.error = f"more than {self.max_redirects} redirects from {exchange.url}"
+                    exchange.failure = "redirect"
+        except _Incomplete as exc:
+            self._unusable(exchange, exc.kind, str(exc))
         except httpx.TimeoutException:
-            exchange.error = f"no answer from {exchange.url} within {self.timeout:g} s"
-            exchange.failure = "timeout"
+            self._unusable(exchange, "timeout", f"no complete answer within {self.timeout:g} s")
         except httpx.ConnectError as exc:
             exchange.error = _describe_connect_error(exchange.url, exc)
             exchange.failure = "tls" if exchange.error.startswith("TLS certificate") else "connect"
         except httpx.HTTPError as exc:
-            exchange.error = f"HTTP failure talking to {exchange.url}: {type(exc).__name__}"
-            exchange.failure = "protocol"
+            cause = "the connection was reset" if _was_reset(exc) else f"HTTP failure ({type(exc).__name__}: {exc})"
+            self._unusable(exchange, "protocol", cause)
         except httpx.InvalidURL as exc:
             exchange.error = f"invalid URL {exchange.url!r}: {exc}"
             exchange.failure = "invalid-url"
@@ -271,17 +350,45 @@ class HttpRecorder:
             exchange.failure = "send"
         exchange.elapsed_ms = (time.monotonic() - started) * 1000
 
-    def _read_body(self, response: httpx.Response, deadline: float) -> tuple[bytes, bool]:
+    @staticmethod
+    def _unusable(exchange: Exchange, kind: str, cause: str) -> None:
+        """No answer to judge. When headers had arrived, say so, and keep only a slice of the body as evidence."""
+        if exchange.status is not None:
+            received = len(exchange.response_body)
+            cause = f"HTTP {exchange.status} headers arrived from {exchange.url}, then {cause} ({received} body bytes)"
+            exchange.partial_status = exchange.status
+            exchange.truncated = True
+            exchange.response_body = exchange.response_body[:EVIDENCE_KEPT]
+        else:
+            cause = f"{cause} ({exchange.url})"
+        exchange.status = None
+        exchange.error = cause
+        exchange.failure = kind
+
+    def _read_body(self, response: httpx.Response, exchange: Exchange) -> None:
+        """Read the body into the exchange; what arrived stays there even when the read fails half-way."""
         chunks: list[bytes] = []
         size = 0
-        for chunk in response.iter_bytes():
-            chunks.append(chunk)
-            size += len(chunk)
-            if size > self.max_body_bytes:
-                return b"".join(chunks)[: self.max_body_bytes], True
-            if time.monotonic() > deadline:
-                raise httpx.ReadTimeout("body not complete before the deadline")
-        return b"".join(chunks), False
+        try:
+            for chunk in response.iter_bytes():
+                chunks.append(chunk)
+                size += len(chunk)
+                if size > self.max_body_bytes:
+                    raise _Incomplete(
+                        "truncated",
+                        f"the body exceeded http.max_body_bytes ({self.max_body_bytes} bytes), so it was not read "
+                        "to the end and is not judged",
+                    )
+        finally:
+            exchange.response_body = b"".join(chunks)
+
+
+def _was_reset(exc: BaseException) -> bool:
+    while exc is not None:
+        if isinstance(exc, ConnectionResetError) or "reset" in str(exc).lower() or "peer closed" in str(exc).lower():
+            return True
+        exc = exc.__cause__ or exc.__context__  # type: ignore[assignment]
+    return False
 
 
 def _describe_connect_error(url: str, exc: httpx.ConnectError) -> str:

@@ -62,6 +62,11 @@ class ClientKey:
     def kty(self) -> str:
         return "RSA" if isinstance(self.private_key, rsa.RSAPrivateKey) else "EC"
 
+    @property
+    def rsa_bits(self) -> int | None:
+        """The modulus size of an RSA key (None for EC): configuration refuses keys below 2048 bits."""
+        return self.private_key.key_size if isinstance(self.private_key, rsa.RSAPrivateKey) else None
+
     def public_jwk(self) -> dict[str, Any]:
         return public_jwk(self.public_key, kid=self.kid, alg=self.alg)
 

@@ -12,6 +12,8 @@ from typing import Any
 
 from conformance.core.config import TargetConfig
 from conformance.core.jwks_host import JwksHost
+from conformance.core.pacing import Pacer, RetryBudget
+from conformance.core.proxies import proxy_credentials
 from conformance.core.recording import Exchange, HttpRecorder
 from conformance.core.redaction import Redactor
 from conformance.crypto.jose import ClientKey, generate_rsa, jwks
@@ -131,6 +133,11 @@ def make_http(config: TargetConfig, redactor: Redactor) -> HttpRecorder:
         verify=config.verify,
         extra_headers=config.headers,
         max_body_bytes=config.max_body_bytes,
+        proxy=config.proxy,
+        retry=RetryBudget(attempts=config.retry_attempts, run_seconds=config.retry_budget),
+        pacer=Pacer(config.max_rps),
     )
+    for password in proxy_credentials(config.proxy):
+        redactor.add_secret(password)
     http.observers.append(lambda exchange: observe_secrets(redactor, exchange))
     return http

@@ -100,6 +100,8 @@ class Profile:
     """Extra wiring of a new reference-server context (CCDE: tokens end with their authorization)."""
     probe_token: Callable[[Target, str], Exchange | None] | None = None
     """The diagnosis' token request with the configured credentials; None: this profile is not probed."""
+    preflight: Callable[[Target], str | None] | None = None
+    """Before the checks of a configured target: one line saying why the credentials cannot be used, or None."""
     serve_prepare: Callable[[ServeOptions], Callable[[MockSettings], None]] | None = None
     """`conformance mock`: what to do once the server's URLs are known (issue a certificate, say)."""
     serve_banner: Callable[[MockServer, ServeOptions, list[str]], list[str]] = default_banner

@@ -41,4 +41,5 @@ PROFILE = Profile(
     needs=ConfigNeeds(udap=True),
     serve_prepare=partial(udap_community.serve_preparer, require_b2b=False),
     serve_banner=udap_community.serve_banner,
+    preflight=udap_community.preflight_check,
 )

@@ -7,7 +7,7 @@ import secrets
 from starlette.routing import BaseRoute, Mount, Route, Router
 
 from conformance.core.recording import Exchange
-from conformance.flows import oauth
+from conformance.flows import oauth, preflight
 from conformance.flows.target import Target
 from conformance.mock.app import PortDispatch
 from conformance.mock.server import MockServer
@@ -86,6 +86,19 @@ def serve_banner(server: MockServer, options: ServeOptions, registered: list[str
         f"  token endpoint: {cerner_system.token_url(server.ctx, TENANT_A)} (authorization server)",
         f"  clients: {', '.join(registered) or 'none (use --clients or --register-client)'}",
     ]
+
+
+def preflight_check(target: Target) -> str | None:
+    """The token URL (configured, else from discovery) answers."""
+    token_url, where = target.config.token_url, "target.token_url"
+    if token_url is None:
+        exchange, body = preflight.smart_configuration(target.http, target.base_url)
+        if exchange.status is None:
+            return None  # unreachable: the outage watcher reports it
+        found = body.get("token_endpoint")
+        token_url = found if isinstance(found, str) else None
+        where = "token_endpoint in .well-known/smart-configuration"
+    return preflight.silent_token_url(target.http, token_url, where)
 
 
 PROFILE = Profile(

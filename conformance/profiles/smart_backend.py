@@ -9,7 +9,7 @@ from starlette.routing import BaseRoute, Route
 from conformance.core.jwks_host import JwksHost
 from conformance.core.recording import Exchange
 from conformance.crypto.jose import ClientKey, generate_ec, generate_rsa, jwks, load_key
-from conformance.flows import oauth
+from conformance.flows import oauth, preflight
 from conformance.flows.target import JwksUrlClient, Target, make_http, make_redactor
 from conformance.mock import fhir
 from conformance.mock import oauth as mock_oauth
@@ -130,6 +130,21 @@ def probe_token(target: Target, token_url: str) -> Exchange | None:
     )
 
 
+def preflight_check(target: Target) -> str | None:
+    """A configured key with an algorithm the server advertises, and a token URL that answers."""
+    exchange, body = preflight.smart_configuration(target.http, target.base_url)
+    if exchange.status is None:
+        return None  # unreachable: the outage watcher reports it
+    problem = preflight.unusable_keys(
+        target.config.keys,
+        body.get("token_endpoint_auth_signing_alg_values_supported"),
+        "token_endpoint_auth_signing_alg_values_supported in .well-known/smart-configuration",
+    )
+    token_url = target.config.token_url or body.get("token_endpoint")
+    where = "target.token_url" if target.config.token_url else "token_endpoint in .well-known/smart-configuration"
+    return problem or preflight.silent_token_url(target.http, token_url if isinstance(token_url, str) else None, where)
+
+
 PROFILE = Profile(
     order=0,
     name="smart-backend",
@@ -141,4 +156,5 @@ PROFILE = Profile(
     client_auth="private_key_jwt",
     needs=ConfigNeeds(client_id=True, private_key=True),
     probe_token=probe_token,
+    preflight=preflight_check,
 )

@@ -28,4 +28,5 @@ PROFILE = Profile(
     needs=ConfigNeeds(udap=True, udap_trust_anchors=True),
     serve_prepare=partial(udap_community.serve_preparer, require_b2b=True),
     serve_banner=udap_community.serve_banner,
+    preflight=udap_community.preflight_check,
 )

@@ -26,6 +26,7 @@ from conformance.crypto.pki import (
     write_community,
     write_pem,
 )
+from conformance.flows import preflight, udap
 from conformance.flows.target import Target, make_http, make_redactor
 from conformance.mock import fhir
 from conformance.mock.data import DEFAULT_PATIENT_ID
@@ -161,3 +162,14 @@ def serve_banner(server: MockServer, options: ServeOptions, registered: list[str
         f"  token endpoint: {server.settings.token_url}",
         f"  clients register themselves (UDAP); trust anchor: {options.pki / 'community-root.pem'}",
     ]
+
+
+def preflight_check(target: Target) -> str | None:
+    """The UDAP metadata names a token endpoint, and it answers."""
+    exchange = udap.get_udap_metadata(target.http, target.base_url, purpose="preflight: read UDAP metadata")
+    if exchange.status is None:
+        return None  # unreachable: the outage watcher reports it
+    found = (exchange.json_object() or {}).get("token_endpoint")
+    token_url = target.config.token_url or (found if isinstance(found, str) else None)
+    where = "target.token_url" if target.config.token_url else "token_endpoint in .well-known/udap"
+    return preflight.silent_token_url(target.http, token_url, where)

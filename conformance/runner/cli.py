@@ -1,7 +1,9 @@
 """The `conformance` command: run the suites, serve the reference server, list faults.
 
-Exit codes: 0 every check passed (warnings allowed), 1 some check failed or was
-broken, 2 a usage or configuration error.
+Exit codes: 0 every check passed (warnings allowed), 1 a check failed, 2 a usage
+or configuration error, 3 the target could not be judged (unreachable, down since
+a check, credentials it cannot use, or most checks not run). The pytest plugin
+sets the same codes, so `pytest suites/` and `conformance run` agree.
 """
 
 from __future__ import annotations
@@ -16,8 +18,7 @@ from typing import Any
 
 from conformance.mock.settings import CARE_QUALITY_SHAPES
 from conformance.profiles import registry as profiles
-
-EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+from conformance.runner.verdict import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_UNJUDGED, EXIT_USAGE
 
 
 class UsageError(Exception):
@@ -41,6 +42,8 @@ def _target_overrides(args: argparse.Namespace) -> dict[str, Any]:
         "auth.scopes": args.scope,
         "http.timeout": args.timeout,
         "http.verify_tls": False if args.no_verify_tls else None,
+        "http.proxy": getattr(args, "proxy", None),
+        "http.max_rps": getattr(args, "max_rps", None),
     }
 
 
@@ -53,7 +56,21 @@ def _add_target_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--private-key", action="append", help="client private key (PEM or JWK); repeatable")
     group.add_argument("--patient-id", help="a patient id the client may read")
     group.add_argument("--scope", action="append", help="scope to request; repeatable")
-    group.add_argument("--timeout", type=float, help="per-request timeout in seconds (default 10)")
+    group.add_argument(
+        "--timeout", type=float, help="total time per request (connect, headers, body) in seconds (default 10)"
+    )
+    group.add_argument(
+        "--proxy", help="HTTP proxy URL, or 'none' (default: HTTPS_PROXY / HTTP_PROXY / NO_PROXY as set)"
+    )
+    group.add_argument(
+        "--max-rps", type=float, help="send at most this many requests per second (rate-limited targets)"
+    )
+    group.add_argument(
+        "--wait-for-target",
+        type=float,
+        metavar="SECONDS",
+        help="wait up to SECONDS for the target to answer before the checks (CI jobs that start it just before)",
+    )
     group.add_argument(
         "--no-verify-tls", action="store_true", help="do not verify TLS certificates (test servers only)"
     )
@@ -72,7 +89,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="conformance",
         description="Conformance checks for FHIR system-to-system (B2B) authorization.",
-        epilog="Exit codes: 0 all checks passed, 1 a check failed, 2 usage or configuration error.",
+        epilog=(
+            "Exit codes: 0 all checks passed (warnings allowed), 1 a check failed, 2 usage or configuration "
+            "error, 3 the target could not be judged."
+        ),
     )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
@@ -200,18 +220,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     except KeyboardInterrupt:
         print("conformance: interrupted", file=sys.stderr)
-        return EXIT_USAGE
+        return EXIT_INTERRUPTED
 
 
 def command_run(args: argparse.Namespace) -> int:
     import pytest
 
-    from conformance.runner.configuration import ConfigError, load_config
+    from conformance.runner.configuration import ConfigError, flag_names, load_config
 
     try:
-        config = load_config(args.config, _target_overrides(args))
+        config = load_config(args.config, _target_overrides(args), flags=flag_names("--timeout"))
     except ConfigError as exc:
         raise UsageError(str(exc)) from None
+    _check_reports_dir(args.reports)
+    if args.wait_for_target is not None and not 0 <= args.wait_for_target <= 3600:
+        raise UsageError(f"--wait-for-target must be between 0 and 3600 seconds, got {args.wait_for_target:g}")
     if (args.fault or args.variation) and not config.embedded:
         raise UsageError("--fault and --variation only apply to the embedded reference server (no --target-url)")
     from conformance.mock.faults import FaultSet, UnknownFault
@@ -232,6 +255,9 @@ def command_run(args: argparse.Namespace) -> int:
         ("--client-id", args.client_id),
         ("--patient-id", args.patient_id),
         ("--request-timeout", args.timeout),
+        ("--proxy", args.proxy),
+        ("--max-rps", args.max_rps),
+        ("--wait-for-target", args.wait_for_target),
     ):
         if value is not None:
             pytest_args += [flag, str(value)]
@@ -255,6 +281,10 @@ def command_run(args: argparse.Namespace) -> int:
         str(reports / "results.json"),
         "-p",
         "no:randomly",
+        # The command imports httpx (and anyio) before pytest starts; pytest's note that it cannot rewrite
+        # asserts in those modules is noise for every user.
+        "-W",
+        "ignore::pytest.PytestAssertRewriteWarning",
     ]
     extra = [a for a in args.pytest_args if a != "--"]
     if not any(a in ("--lf", "--ff", "--last-failed", "--failed-first") for a in extra):
@@ -284,9 +314,30 @@ def command_run(args: argparse.Namespace) -> int:
     if code == pytest.ExitCode.NO_TESTS_COLLECTED:
         print("conformance: error: no checks were selected", file=sys.stderr)
         return EXIT_USAGE
-    if code in (pytest.ExitCode.USAGE_ERROR, pytest.ExitCode.INTERRUPTED):
+    if code == pytest.ExitCode.INTERRUPTED:
+        return EXIT_INTERRUPTED
+    if code == pytest.ExitCode.USAGE_ERROR:
         return EXIT_USAGE
-    return EXIT_FAILED
+    return EXIT_UNJUDGED
+
+
+def _check_reports_dir(reports: Path) -> None:
+    """The report directory must be creatable and writable before anything runs: a run whose reports cannot be
+    written has lost its evidence."""
+    try:
+        reports.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        raise UsageError(f"--reports {reports}: a file, not a directory, is in the way") from None
+    except OSError as exc:
+        raise UsageError(f"--reports {reports} cannot be created: {exc.strerror or exc}") from None
+    if not reports.is_dir():
+        raise UsageError(f"--reports {reports} is not a directory")
+    probe = reports / ".conformance-write-test"
+    try:
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        raise UsageError(f"--reports {reports} is not writable: {exc.strerror or exc}") from None
 
 
 def _load_clients_file(path: Path) -> list[dict[str, Any]]:
@@ -402,7 +453,7 @@ def _client_from_entry(entry: dict[str, Any], source: Path) -> Any:
 
 def command_keys(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     from conformance.crypto.jose import generate_ec, generate_rsa, jwks
-    from conformance.runner.configuration import ConfigError, load_config
+    from conformance.runner.configuration import ConfigError, flag_names, load_config
 
     if args.keys_command == "generate":
         directory: Path = args.directory
@@ -424,7 +475,7 @@ def command_keys(args: argparse.Namespace, parser: argparse.ArgumentParser) -> i
         return EXIT_OK
     if args.keys_command == "jwks":
         try:
-            config = load_config(args.config, {"auth.private_keys": args.private_key})
+            config = load_config(args.config, {"auth.private_keys": args.private_key}, flags=flag_names("--timeout"))
         except ConfigError as exc:
             raise UsageError(str(exc)) from None
         if not config.keys:
@@ -437,13 +488,13 @@ def command_keys(args: argparse.Namespace, parser: argparse.ArgumentParser) -> i
 
 def command_diagnose(args: argparse.Namespace) -> int:
     from conformance.flows.target import open_target
-    from conformance.runner.configuration import ConfigError, load_config
+    from conformance.runner.configuration import ConfigError, flag_names, load_config
     from conformance.runner.diagnose import diagnose, render_json, render_text
     from conformance.runner.embedded import start_embedded
 
     overrides = {**_target_overrides(args), "target.token_url": args.token_url}
     try:
-        config = load_config(args.config, overrides)
+        config = load_config(args.config, overrides, flags=flag_names("--timeout"))
     except ConfigError as exc:
         raise UsageError(str(exc)) from None
     target = start_embedded(config.profile, template=config) if config.embedded else open_target(config)

@@ -12,6 +12,7 @@ from the profile registry.
 from __future__ import annotations
 
 import difflib
+import math
 import os
 import tomllib
 from collections.abc import Mapping
@@ -64,6 +65,10 @@ SCHEMA: dict[str, tuple[str, Any]] = {
     "http.headers": ("dict", {}),
     "http.secret_headers": ("list", []),
     "http.max_body_bytes": ("int", 2 * 1024 * 1024),
+    "http.proxy": ("str", None),
+    "http.retry_attempts": ("int", 2),
+    "http.retry_budget": ("float", 60.0),
+    "http.max_rps": ("float", None),
     "checks.expiry_wait": ("float", 0.0),
     "udap.cert_chain": ("path", None),
     "udap.private_key": ("path", None),
@@ -92,6 +97,48 @@ SCHEMA: dict[str, tuple[str, Any]] = {
     "jwks_host.client_id": ("str", None),
 }
 
+LIMITS: dict[str, tuple[float, float, str]] = {
+    "http.timeout": (0.1, 600, "seconds"),
+    "checks.expiry_wait": (0, 3600, "seconds"),
+    "http.max_body_bytes": (16 * 1024, 1024**3, "bytes"),
+    "http.retry_attempts": (0, 10, "retries"),
+    "http.retry_budget": (0, 3600, "seconds"),
+    "http.max_rps": (0.01, 10_000, "requests per second"),
+}
+"""Inclusive bounds of numeric options: a value outside them is a mistake, never silently clamped."""
+
+URL_OPTIONS = {
+    "target.base_url": ("http", "https"),
+    "target.token_url": ("http", "https"),
+    "target.other_tenant_base_url": ("http", "https"),
+    "auth.jwks_url": ("http", "https"),
+    "jwks_host.public_url": ("http", "https"),
+    "http.proxy": ("http", "https", "socks5", "socks5h"),
+}
+"""Options holding URLs, with the schemes each accepts."""
+
+
+def flag_names(timeout_flag: str) -> dict[str, str]:
+    """The command-line flag behind each option, so an error names what the user typed (`conformance run` calls
+    the timeout --timeout, the pytest plugin --request-timeout)."""
+    return {
+        "target.base_url": "--target-url",
+        "target.profile": "--profile",
+        "auth.client_id": "--client-id",
+        "auth.private_keys": "--private-key",
+        "target.patient_id": "--patient-id",
+        "target.token_url": "--token-url",
+        "auth.scopes": "--scope",
+        "http.timeout": timeout_flag,
+        "http.verify_tls": "--no-verify-tls",
+        "http.proxy": "--proxy",
+        "http.max_rps": "--max-rps",
+    }
+
+
+MIN_RSA_BITS = 2048
+"""RFC 7518 §3.3: RSA keys for RS256/RS384/RS512 MUST be 2048 bits or larger."""
+
 ENVIRONMENT = {
     "CONFORMANCE_TARGET_URL": "target.base_url",
     "CONFORMANCE_PROFILE": "target.profile",
@@ -103,6 +150,8 @@ ENVIRONMENT = {
     "CONFORMANCE_TIMEOUT": "http.timeout",
     "CONFORMANCE_VERIFY_TLS": "http.verify_tls",
     "CONFORMANCE_CA_BUNDLE": "http.ca_bundle",
+    "CONFORMANCE_PROXY": "http.proxy",
+    "CONFORMANCE_MAX_RPS": "http.max_rps",
 }
 
 
@@ -127,8 +176,11 @@ def load_config(
     path: Path | None = None,
     overrides: Mapping[str, Any] | None = None,
     environ: Mapping[str, str] | None = None,
+    flags: Mapping[str, str] | None = None,
 ) -> TargetConfig:
-    """Build and validate the target configuration (raises ConfigError)."""
+    """Build and validate the target configuration (raises ConfigError naming the option and where it came from).
+
+    `flags` names the command-line flag behind each override (e.g. http.timeout: --timeout) for the messages."""
     environ = os.environ if environ is None else environ
     raw = _Values()
     cwd = Path.cwd()
@@ -149,7 +201,8 @@ def load_config(
             continue
         if key not in SCHEMA:
             raise ConfigError(f"unknown option {key}")
-        raw.set(key, value, "on the command line", cwd)
+        flag = (flags or {}).get(key)
+        raw.set(key, value, f"from {flag}" if flag else "on the command line", cwd)
     return _build(raw, source, environ)
 
 
@@ -190,18 +243,20 @@ def _coerce(key: str, value: Any, raw: _Values) -> Any:
             raise ConfigError(f"{where} must be a string, got {type(value).__name__}")
         return value.strip() or None
     if kind == "float":
+        if isinstance(value, bool) or not isinstance(value, int | float | str):
+            raise ConfigError(f"{where} must be a number, got {value!r}")
         try:
             number = float(value)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):
             raise ConfigError(f"{where} must be a number, got {value!r}") from None
-        if number < 0:
-            raise ConfigError(f"{where} must not be negative")
-        return number
+        if not math.isfinite(number):
+            raise ConfigError(f"{where} must be a finite number, got {value!r}")
+        return _within(key, number, where)
     if kind == "int":
         if isinstance(value, bool) or not isinstance(value, int | str):
             raise ConfigError(f"{where} must be an integer, got {value!r}")
         try:
-            return int(value)
+            return int(_within(key, int(value), where))
         except ValueError:
             raise ConfigError(f"{where} must be an integer, got {value!r}") from None
     if kind == "bool":
@@ -233,6 +288,32 @@ def _coerce(key: str, value: Any, raw: _Values) -> Any:
             raise ConfigError(f"{where} must be a list of file paths")
         return [_resolve(v, raw.base_dir.get(key, Path.cwd())) for v in value]
     raise AssertionError(kind)
+
+
+def _within(key: str, number: float, where: str) -> float:
+    low, high, unit = LIMITS.get(key, (0, math.inf, ""))
+    if not low <= number <= high:
+        bounds = f"between {low:g} and {high:g} {unit}".rstrip() if high != math.inf else f"at least {low:g}"
+        raise ConfigError(f"{where} must be {bounds}, got {number:g}")
+    return number
+
+
+def _check_url(key: str, value: str, raw: _Values) -> None:
+    """An absolute URL with a scheme the option accepts, a parseable host and a valid port."""
+    schemes = URL_OPTIONS[key]
+    try:
+        parts = urlsplit(value)
+        port = parts.port
+        host = parts.hostname
+    except ValueError as exc:
+        raise ConfigError(f"{raw.where(key)} is not a valid URL ({exc}): {value!r}") from None
+    if parts.scheme not in schemes or not host:
+        wanted = " or ".join(f"{scheme}://" for scheme in schemes)
+        raise ConfigError(f"{raw.where(key)} must be an absolute {wanted} URL with a host, got {value!r}")
+    if port == 0:
+        raise ConfigError(f"{raw.where(key)} has port 0, which no server listens on: {value!r}")
+    if any(ch.isspace() for ch in value):
+        raise ConfigError(f"{raw.where(key)} must not contain spaces: {value!r}")
 
 
 def _reads(value: Any, where: str) -> list[ProtectedRead]:
@@ -278,11 +359,11 @@ def _build(raw: _Values, source: str, environ: Mapping[str, str]) -> TargetConfi
     for key, (_, default) in SCHEMA.items():
         v[key] = _coerce(key, raw.values[key], raw) if key in raw.values else default
 
+    for key in URL_OPTIONS:
+        if v[key] is not None and not (key == "http.proxy" and v[key].lower() in ("none", "off", "direct")):
+            _check_url(key, v[key], raw)
     base_url = v["target.base_url"]
     if base_url is not None:
-        parts = urlsplit(base_url)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ConfigError(f"{raw.where('target.base_url')} must be an absolute http(s) URL, got {base_url!r}")
         base_url = base_url.rstrip("/")
     if not profiles.is_known(v["target.profile"]):
         raise ConfigError(
@@ -300,7 +381,7 @@ def _build(raw: _Values, source: str, environ: Mapping[str, str]) -> TargetConfi
         if not key_path.exists():
             raise ConfigError(f"private key file {_shown(raw, option, key_path)} does not exist ({raw.where(option)})")
         try:
-            keys.append(load_key(key_path))
+            keys.append(_strong_enough(load_key(key_path), key_path, raw, option))
         except KeyFileError as exc:
             raise ConfigError(f"{exc} ({raw.where(option)})") from None
 
@@ -313,7 +394,7 @@ def _build(raw: _Values, source: str, environ: Mapping[str, str]) -> TargetConfi
                 f"({raw.where('auth.other_client_key')})"
             )
         try:
-            other_key = load_key(other_path)
+            other_key = _strong_enough(load_key(other_path), other_path, raw, "auth.other_client_key")
         except KeyFileError as exc:
             raise ConfigError(f"{exc} ({raw.where('auth.other_client_key')})") from None
 
@@ -368,14 +449,11 @@ def _build(raw: _Values, source: str, environ: Mapping[str, str]) -> TargetConfi
     if v["jwks_host.listen"] is not None:
         listen = v["jwks_host.listen"]
         host, _, port = listen.rpartition(":")
-        if not host or not port.isdigit():
-            raise ConfigError(f"{raw.where('jwks_host.listen')} must be host:port, got {listen!r}")
+        if not host or not port.isdigit() or not 1 <= int(port) <= 65535:
+            raise ConfigError(f"{raw.where('jwks_host.listen')} must be host:port with a port 1-65535, got {listen!r}")
         if v["jwks_host.public_url"] is None or v["jwks_host.client_id"] is None:
             raise ConfigError("jwks_host needs listen, public_url and client_id together")
         jwks_host = JwksHostConfig(host, int(port), v["jwks_host.public_url"], v["jwks_host.client_id"])
-
-    if v["http.timeout"] == 0:
-        raise ConfigError(f"{raw.where('http.timeout')} must be greater than 0")
 
     return TargetConfig(
         base_url=base_url,
@@ -404,10 +482,26 @@ def _build(raw: _Values, source: str, environ: Mapping[str, str]) -> TargetConfi
         headers=v["http.headers"],
         secret_headers=v["http.secret_headers"],
         max_body_bytes=v["http.max_body_bytes"],
+        proxy=v["http.proxy"],
+        retry_attempts=v["http.retry_attempts"],
+        retry_budget=v["http.retry_budget"],
+        max_rps=v["http.max_rps"],
         expiry_wait=v["checks.expiry_wait"],
         jwks_host=jwks_host,
         source=source,
     )
+
+
+def _strong_enough(key: ClientKey, path: Path, raw: _Values, option: str) -> ClientKey:
+    """RSA keys below 2048 bits are refused: RFC 7518 §3.3 makes 2048 a MUST, and a server that accepts a weaker
+    key would pass checks it ought to fail."""
+    bits = key.rsa_bits
+    if bits is not None and bits < MIN_RSA_BITS:
+        raise ConfigError(
+            f"private key {_shown(raw, option, path)} is RSA {bits} bits; RS256/RS384 need at least {MIN_RSA_BITS} "
+            f"bits (RFC 7518 §3.3): make one with `conformance keys generate` ({raw.where(option)})"
+        )
+    return key
 
 
 def _certified(raw: _Values, v: dict[str, Any], cert_option: str, key_option: str) -> CertifiedKey | None:

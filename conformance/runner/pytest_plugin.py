@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import inspect
 import json
+import math
 import os
 from collections import Counter
 from collections.abc import Generator, Iterator
@@ -37,7 +38,8 @@ from conformance.core.recording import Exchange, capturing
 from conformance.core.redaction import Redactor, activate
 from conformance.flows.target import Target
 from conformance.profiles import registry as profiles
-from conformance.runner.configuration import load_config
+from conformance.runner.configuration import flag_names, load_config
+from conformance.runner.verdict import Verdict, verdict
 
 CURL_SHOWN = 600
 LEVEL_MARKERS = {Level.SHALL: "shall", Level.SHOULD: "should", Level.MAY: "may", Level.DE_FACTO: "de_facto"}
@@ -73,6 +75,14 @@ class PluginState:
     deselected_for_profile: int = 0
     health: TargetHealth = field(default_factory=TargetHealth)
     outage_reported: bool = False
+    wait_for_target: float | None = None
+    preflight_error: str | None = None
+    """Why the configured credentials cannot be used: every check is then not run, and the run exits 3."""
+    verdict: Verdict | None = None
+
+
+sent_key = pytest.StashKey[tuple[int, int, float]]()
+"""Requests sent, rate-limit retries and seconds waited before a check started (the check's share is the rise)."""
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -91,7 +101,18 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
     group.addoption("--patient-id", help="a patient id the client may read")
     group.addoption("--scope", action="append", default=None, help="scope to request; repeatable")
-    group.addoption("--request-timeout", type=float, default=None, help="per-request timeout in seconds")
+    group.addoption(
+        "--request-timeout", type=float, default=None, help="total time per request (connect, headers, body), seconds"
+    )
+    group.addoption("--proxy", default=None, help="HTTP proxy URL, or 'none' (default: HTTPS_PROXY / NO_PROXY)")
+    group.addoption("--max-rps", type=float, default=None, help="send at most this many requests per second")
+    group.addoption(
+        "--wait-for-target",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="wait up to SECONDS for the target to answer before the checks",
+    )
     group.addoption("--no-verify-tls", action="store_true", default=False, help="do not verify TLS certificates")
     group.addoption(
         "--mock-fault",
@@ -131,12 +152,17 @@ def pytest_configure(config: pytest.Config) -> None:
         "auth.scopes": config.getoption("scope"),
         "http.timeout": config.getoption("request_timeout"),
         "http.verify_tls": False if config.getoption("no_verify_tls") else None,
+        "http.proxy": config.getoption("proxy"),
+        "http.max_rps": config.getoption("max_rps"),
     }
     path = config.getoption("conformance_config")
     target_config: TargetConfig | None = None
     error = None
+    wait = config.getoption("wait_for_target")
     try:
-        target_config = load_config(Path(path) if path else None, overrides)
+        target_config = load_config(Path(path) if path else None, overrides, flags=flag_names("--request-timeout"))
+        if wait is not None and not (math.isfinite(wait) and 0 <= wait <= 3600):
+            raise ConfigError(f"--wait-for-target must be between 0 and 3600 seconds, got {wait:g}")
         embedded_only = ("mock_fault", "mock_variation", "mock_setting")
         if any(config.getoption(o) for o in embedded_only) and not target_config.embedded:
             raise ConfigError(
@@ -165,6 +191,7 @@ def pytest_configure(config: pytest.Config) -> None:
         mock_settings=mock_settings,
         keys_dir=Path(keys_dir) if keys_dir else None,
         results_path=Path(results) if results else None,
+        wait_for_target=wait,
     )
     config.pluginmanager.register(ResultCollector(config), "conformance-results")
 
@@ -196,6 +223,14 @@ def parse_mock_settings(values: list[str]) -> dict[str, Any]:
 
 def _state(config: pytest.Config) -> PluginState:
     return config.stash[config_key]
+
+
+def _traffic(state: PluginState) -> tuple[int, int, float]:
+    """What the run has sent so far: requests, rate-limit retries, seconds waited (zeros before the target)."""
+    if state.target is None:
+        return 0, 0, 0.0
+    http = state.target.http
+    return http.requests_sent, http.retry.retries, http.retry.waited
 
 
 def _is_check(item: pytest.Item) -> bool:
@@ -308,9 +343,26 @@ def target(request: pytest.FixtureRequest) -> Iterator[Target]:
     state.redactor = tgt.redactor
     activate(tgt.redactor)
     try:
+        if not cfg.embedded:
+            _before_the_checks(state, tgt)
         yield tgt
     finally:
         tgt.close()
+
+
+def _before_the_checks(state: PluginState, tgt: Target) -> None:
+    """Wait for a target still starting, then the profile's preflight: a run that cannot judge stops here."""
+    from conformance.flows import preflight
+
+    if state.wait_for_target:
+        preflight.wait_for(tgt.http, f"{tgt.base_url}/metadata", state.wait_for_target)
+    hook = profiles.get(tgt.config.profile).preflight
+    problem = hook(tgt) if hook is not None else None
+    if state.health.outage is not None:
+        pytest.skip(f"not run: {state.health.outage.summary}")
+    if problem is not None:
+        state.preflight_error = tgt.redactor.text(problem)
+        pytest.skip(f"not run: {state.preflight_error}")
 
 
 def _evidence(item: pytest.Item, captured: list[Exchange]) -> list[Exchange]:
@@ -358,6 +410,31 @@ def _label_allure(item: pytest.Item) -> None:
     allure.dynamic.link(requirement.url, name=f"{rid}: {requirement.summary}")
 
 
+RELABELLED = frozenset({"requirement", "level", "tag", "severity"})
+
+
+def _relabel_allure(item: pytest.Item, requirement: Requirement) -> None:
+    """Give the open Allure result the requirement that decided it (the outage's, not the check's own).
+
+    allure-pytest has no API to replace a label, so this edits the listener's open result; without the
+    listener (allure not enabled) there is nothing to relabel."""
+    listener = item.config.pluginmanager.get_plugin("allure_listener")
+    result = listener.allure_logger.get_test(None) if listener is not None else None
+    if result is None:
+        return
+    from allure_commons.model2 import Label, Link
+
+    result.labels = [label for label in result.labels if label.name not in RELABELLED]
+    result.labels += [
+        Label("requirement", requirement.id),
+        Label("level", requirement.level.value),
+        Label("tag", requirement.level.value),
+        Label("severity", SEVERITY[requirement.level]),
+    ]
+    result.links = [link for link in result.links if link.type != "link"]
+    result.links.append(Link("link", requirement.url, f"{requirement.id}: {requirement.summary}"))
+
+
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_setup(item: pytest.Item) -> Generator[None, None, None]:
     if not _is_check(item):
@@ -374,7 +451,10 @@ def pytest_runtest_setup(item: pytest.Item) -> Generator[None, None, None]:
     redactor = state.redactor
     if state.health.outage is not None:
         pytest.skip(f"not run: {state.health.outage.summary}")
+    if state.preflight_error is not None:
+        pytest.skip(f"not run: {state.preflight_error}")
     state.health.current_check = check_id(item)
+    item.stash[sent_key] = _traffic(state)
     try:
         return (yield)
     except NotApplicable as exc:
@@ -504,7 +584,9 @@ def _unauthenticated(exchange: Exchange) -> bool:
     return "client_secret" not in form and assertion.count(".") != 2
 
 
-def _report_outage(item: pytest.Item, report: pytest.TestReport, redactor: Redactor) -> None:
+def _report_outage(
+    item: pytest.Item, call: pytest.CallInfo[None], report: pytest.TestReport, redactor: Redactor
+) -> None:
     """The finding is the outage: a failure of this check (crash) or a broken run (never reachable)."""
     state = _state(item.config)
     outage = state.health.outage
@@ -514,7 +596,7 @@ def _report_outage(item: pytest.Item, report: pytest.TestReport, redactor: Redac
     if outage.kind == "unreachable":
         outcome = "broken"
         report.longrepr = redactor.text(
-            f"the target could not be reached: {exchange.error}\n"
+            f"the target could not be reached: {outage.summary.removeprefix('target unreachable: ')}\n"
             "  no check was judged; every later check is reported not-run"
         )
     else:
@@ -525,11 +607,18 @@ def _report_outage(item: pytest.Item, report: pytest.TestReport, redactor: Redac
         failure = CheckFailure(
             f"the server stopped answering this client after {where}: {who} takes the service down",
             expected="an answer to every request (an error response for a bad one), and a server that keeps answering",
-            actual=f"no answer ({exchange.error}); probing {origin_of(exchange.url)} afterwards: {outage.probe_error}",
+            actual=f"{outage.what_happened}; probing {origin_of(exchange.url)} afterwards: {outage.probe_error}",
             exchange=exchange,
             requirement=AVAILABILITY,
         )
         report.longrepr = _render_outcome(failure, redactor, item)
+        # Allure reads its status and message from the call's exception after this wrapper (which runs inside
+        # allure's): the finding is the outage, an AssertionError, not whatever the check happened to raise.
+        try:
+            raise failure
+        except CheckFailure:
+            call.excinfo = pytest.ExceptionInfo.from_current()
+        _relabel_allure(item, requirement)
         _set_property(item.user_properties, "requirement", requirement.id)
         _set_property(item.user_properties, "level", requirement.level.value)
         _set_property(item.user_properties, "party", requirement.party)
@@ -540,7 +629,7 @@ def _report_outage(item: pytest.Item, report: pytest.TestReport, redactor: Redac
     _set_property(item.user_properties, "message", redactor.text(outage.summary))
 
 
-@pytest.hookimpl(wrapper=True)
+@pytest.hookimpl(wrapper=True, trylast=True)
 def pytest_runtest_makereport(
     item: pytest.Item, call: pytest.CallInfo[None]
 ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
@@ -558,7 +647,7 @@ def pytest_runtest_makereport(
         report.longrepr = (path, line, redactor.text(reason))
     decisive = report.when == "call" or not report.passed
     if decisive and _took_the_target_down(item, report):
-        _report_outage(item, report, redactor)
+        _report_outage(item, call, report, redactor)
     elif decisive:
         outcome = _classify(report, call.excinfo, item)
         _set_property(item.user_properties, "outcome", outcome)
@@ -575,6 +664,14 @@ def pytest_runtest_makereport(
                 _set_property(item.user_properties, f"note:{key}", redactor.text(value))
     if report.when == "teardown" and report.failed:
         _set_property(item.user_properties, "outcome", "broken")
+    preflight_error = _state(item.config).preflight_error
+    if decisive and preflight_error is not None and report.skipped:
+        _set_property(item.user_properties, "preflight", preflight_error)
+    if report.when == "teardown" and sent_key in item.stash:
+        before, after = item.stash[sent_key], _traffic(_state(item.config))
+        _set_property(item.user_properties, "requests", after[0] - before[0])
+        _set_property(item.user_properties, "retries", after[1] - before[1])
+        _set_property(item.user_properties, "waited", round(after[2] - before[2], 3))
     report.user_properties = list(item.user_properties)
     return report
 
@@ -603,6 +700,10 @@ class ResultCollector:
                 "party": props.get("party"),
                 "message": props.get("message"),
                 "outage_at": props.get("outage_at"),
+                "preflight": props.get("preflight"),
+                "requests": props.get("requests", 0),
+                "retries": props.get("retries", 0),
+                "waited": props.get("waited", 0.0),
                 "notes": {k[5:]: v for k, v in props.items() if isinstance(k, str) and k.startswith("note:")},
             }
         )
@@ -618,6 +719,7 @@ class ResultCollector:
         state = _state(config)
         if not state.results:
             return
+        traffic = self._traffic()
         self._one_outage()
         counts = Counter(r["outcome"] for r in state.results)
         write = terminalreporter.write_line
@@ -641,14 +743,46 @@ class ResultCollector:
         outage = next((r for r in state.results if r.get("message")), None)
         if outage is not None:
             write(f"{outage['message']}: {counts.get('not-run', 0)} later checks were not run")
+        write(
+            f"{traffic['requests']} requests sent; {traffic['retries']} retries after rate limiting "
+            f"({traffic['waited']:g} s waited)"
+        )
+        if state.verdict is not None and state.verdict.reason is not None:
+            write(f"the target could not be judged (exit {state.verdict.code}): {state.verdict.reason}")
+
+    def _traffic(self) -> dict[str, Any]:
+        results = _state(self.config).results
+        return {
+            "requests": sum(int(r.get("requests") or 0) for r in results),
+            "retries": sum(int(r.get("retries") or 0) for r in results),
+            "waited": round(sum(float(r.get("waited") or 0) for r in results), 3),
+        }
+
+    def _decide(self, session: pytest.Session) -> None:
+        """The run's exit code (conformance.runner.verdict): set on the session so pytest exits with it."""
+        state = _state(session.config)
+        if not state.results or session.exitstatus not in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED):
+            return
+        outage = next((r["message"] for r in state.results if r.get("message")), None)
+        preflight = state.preflight_error or next((r["preflight"] for r in state.results if r.get("preflight")), None)
+        state.verdict = verdict(state.results, outage=outage, preflight=preflight)
+        session.exitstatus = state.verdict.code
 
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
         state = _state(session.config)
-        if state.results_path is None or hasattr(session.config, "workerinput"):
+        if hasattr(session.config, "workerinput"):
             return
         self._one_outage()
+        self._decide(session)
+        if state.results_path is None:
+            return
         state.results_path.parent.mkdir(parents=True, exist_ok=True)
-        document = {"exitstatus": int(exitstatus), "checks": sorted(state.results, key=lambda r: r["check"])}
+        document = {
+            "exitstatus": int(session.exitstatus),
+            "unjudged_reason": state.verdict.reason if state.verdict else None,
+            **self._traffic(),
+            "checks": sorted(state.results, key=lambda r: r["check"]),
+        }
         tmp = state.results_path.with_suffix(".tmp")
         tmp.write_text(json.dumps(document, indent=1), encoding="utf-8")
         os.replace(tmp, state.results_path)

@@ -1,0 +1,157 @@
+"""The suite against targets that misbehave: every run ends within its bound, writes its reports, gets the right
+outcome class and exit code, and sends no credential to a redirect host.
+
+The bound (README, "How long a run can take"): a target that never answers is
+found unreachable on the first request, which costs one request timeout plus the
+probe (three attempts, each at most one timeout, one second apart), so with
+--timeout 2 a run ends in well under 20 s; every later check is not run.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from conformance.crypto.jose import jwks, load_key
+from conformance.mock.server import MockServer
+from conformance.mock.store import Client
+from conformance.profiles import registry as profiles
+from conformance.profiles.smart_backend import CLIENT_ID, CLIENT_SCOPES
+from tests.misbehaving_target import MisbehavingTarget
+
+TIMEOUT = 2.0
+BOUND = 30.0
+"""Seconds a run against any of these targets may take (start-up included), with --timeout 2."""
+
+
+@dataclass(frozen=True)
+class Expected:
+    exit_code: int
+    outcomes: frozenset[str]
+    """Outcome classes that must each appear."""
+    never: frozenset[str] = frozenset()
+    """Outcome classes that must not appear."""
+    says: str = ""
+    """Text the console must show."""
+
+
+UNREACHABLE = Expected(3, frozenset({"broken", "not-run"}), frozenset({"fail", "pass"}), "target unreachable")
+EXPECTED = {
+    "hang": UNREACHABLE,
+    "trickle-headers": UNREACHABLE,
+    "slow-body": UNREACHABLE,
+    "reset": UNREACHABLE,
+    "reset-mid-body": UNREACHABLE,
+    "http-500": Expected(1, frozenset({"fail"}), frozenset({"broken"})),
+    "html": Expected(1, frozenset({"fail"}), frozenset({"broken"})),
+    "bad-json": Expected(1, frozenset({"fail"}), frozenset({"broken"})),
+    "huge": Expected(3, frozenset({"broken"}), frozenset({"fail"}), "http.max_body_bytes"),
+    "redirect-elsewhere": Expected(1, frozenset({"fail"})),
+    "echo": Expected(1, frozenset({"fail"})),
+    "rate-limited": Expected(0, frozenset({"pass"}), frozenset({"fail", "broken"})),
+    "dies": Expected(3, frozenset({"fail", "not-run"}), frozenset({"broken"}), "target down since"),
+    "gateway-dies": Expected(3, frozenset({"fail", "not-run"}), frozenset({"broken"}), "target down since"),
+}
+PROXIED = {"rate-limited", "dies", "gateway-dies"}
+
+
+@pytest.fixture(scope="module")
+def reference(keys_dir: Path) -> Iterator[MockServer]:
+    """The reference server with the suite's client registered, for the modes that forward to a real server."""
+    loaded = {name: load_key(keys_dir / f"{name}.pem") for name in ("client-rs384", "client-es384")}
+    with MockServer(profiles.DEFAULT.server_settings()) as server:
+        server.ctx.store.put_client(Client(CLIENT_ID, jwks=jwks(list(loaded.values())), scopes=CLIENT_SCOPES))
+        yield server
+
+
+MEASURED = (
+    "import resource, sys\n"
+    "from conformance.runner.cli import main\n"
+    "code = main(sys.argv[1:])\n"
+    "print(f'peak_rss_kib={resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}', file=sys.stderr)\n"
+    "sys.exit(code)\n"
+)
+"""`conformance` in a process that reports its own peak memory (RUSAGE_CHILDREN would mix in earlier runs)."""
+
+
+def _run(tmp_path: Path, base: str, keys_dir: Path, *extra: str) -> tuple[subprocess.CompletedProcess[str], float]:
+    started = time.monotonic()
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            MEASURED,
+            "run",
+            "-q",
+            "--reports",
+            "out",
+            "--target-url",
+            base,
+            "--client-id",
+            CLIENT_ID,
+            "--private-key",
+            str(keys_dir / "client-rs384.pem"),
+            "--private-key",
+            str(keys_dir / "client-es384.pem"),
+            "--patient-id",
+            "example",
+            "--timeout",
+            str(TIMEOUT),
+            *extra,
+        ],
+        cwd=tmp_path,
+        timeout=BOUND * 3,
+        capture_output=True,
+        text=True,
+    )
+    return proc, time.monotonic() - started
+
+
+@pytest.mark.parametrize("mode", sorted(EXPECTED))
+def test_a_misbehaving_target_gets_an_honest_bounded_run(
+    mode: str, tmp_path: Path, keys_dir: Path, reference: MockServer
+) -> None:
+    elsewhere = MisbehavingTarget("echo")  # the host redirects point to: it must never see a credential
+    upstream = f"http://127.0.0.1:{reference.port}" if mode in PROXIED else None
+    target = MisbehavingTarget(mode, upstream=upstream, elsewhere=elsewhere.origin)
+    try:
+        proc, elapsed = _run(tmp_path, f"{target.origin}/fhir", keys_dir)
+    finally:
+        target.stop()
+        elsewhere.stop()
+    output = proc.stdout + proc.stderr
+    expected = EXPECTED[mode]
+    assert elapsed < BOUND, f"{mode}: the run took {elapsed:.1f} s"
+    assert "Traceback" not in output and "INTERNALERROR" not in output, output[-3000:]
+    for report in ("results.json", "junit.xml", "allure-results"):
+        assert (tmp_path / "out" / report).exists(), f"{mode}: no {report} written"
+    document = json.loads((tmp_path / "out/results.json").read_text())
+    outcomes = Counter(r["outcome"] for r in document["checks"])
+    assert proc.returncode == expected.exit_code, f"{mode}: exit {proc.returncode}, {outcomes}\n{output[-2500:]}"
+    assert expected.outcomes <= set(outcomes), f"{mode}: {outcomes}"
+    assert not expected.never & set(outcomes), f"{mode}: {outcomes}"
+    assert expected.says in output, f"{mode}: {output[-2500:]}"
+    assert document["requests"] > 0
+    credentials = ("authorization", "client_assertion", "client_secret", "eyJ")
+    for request in elsewhere.received:
+        seen = json.dumps(request.headers).lower() + request.body.decode("latin-1").lower()
+        assert not any(c in seen for c in credentials), f"{mode}: a credential reached the redirect host: {request}"
+    if mode == "rate-limited":
+        assert document["retries"] > 0 and "retries after rate limiting" in output
+    if mode == "huge":
+        # Peak memory of the run's process: bodies beyond the limit are neither read nor kept.
+        peak_mib = int(re.search(r"peak_rss_kib=(\d+)", proc.stderr).group(1)) / 1024  # type: ignore[union-attr]
+        assert peak_mib < 100, f"peak RSS {peak_mib:.0f} MiB"
+    if mode in ("reset-mid-body", "slow-body", "huge"):
+        broken = [r for r in document["checks"] if r["outcome"] == "broken"]
+        assert broken, outcomes
+        assert "fail" not in outcomes, "an answer that did not arrive whole is never the server's SHALL failure"
