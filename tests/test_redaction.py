@@ -152,3 +152,26 @@ def test_exchange_repr_holds_no_headers_or_bodies() -> None:
         "t", "POST", "https://as/token", [("Authorization", "Basic c2VjcmV0")], request_body=b"client_secret=x"
     )
     assert "c2VjcmV0" not in repr(exchange) and "client_secret" not in repr(exchange)
+
+
+def test_a_secret_is_masked_in_every_encoding_it_is_sent_in() -> None:
+    """A target may echo the form-encoded, percent-encoded, base64 or JSON-escaped rendering, not the raw value."""
+    import base64
+    import json as json_module
+    from urllib.parse import quote, quote_plus
+
+    from conformance.core.redaction import Redactor
+
+    secret = 'p:a+s%s wörd=&"/'
+    redactor = Redactor()
+    redactor.add_secret(secret)
+    renderings = [
+        quote_plus(secret),
+        quote(secret, safe=""),
+        base64.b64encode(secret.encode()).decode(),
+        base64.urlsafe_b64encode(secret.encode()).decode().rstrip("="),
+        json_module.dumps(secret)[1:-1],
+    ]
+    for rendering in renderings:
+        assert "[redacted]" in redactor.text(f"echo: {rendering} end"), rendering
+        assert rendering not in redactor.text(f"echo: {rendering} end")

@@ -9,11 +9,13 @@ knows about: the client secret, private key material, every access token seen).
 
 from __future__ import annotations
 
+import base64
+import html
 import json
 import re
 from collections.abc import Iterable
 from typing import Any
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, quote, quote_plus, urlencode, urlsplit, urlunsplit
 
 MASK = "[redacted]"
 SIGNATURE_MASK = "[signature-redacted]"
@@ -40,23 +42,33 @@ class Redactor:
 
     def __init__(self, extra_secret_headers: Iterable[str] = ()) -> None:
         self._secrets: set[str] = set()
-        self._longest_first: list[str] = []
+        self._pattern: re.Pattern[str] | None = None
         self._secret_headers = SECRET_HEADERS | {h.lower() for h in extra_secret_headers}
 
-    def add_secret(self, value: str | None) -> None:
-        """Remember a value that must never be shown (values under 4 characters would mask too much)."""
-        if value and len(value) >= 4 and value not in self._secrets:
-            self._secrets.add(value)
-            self._longest_first = sorted(self._secrets, key=len, reverse=True)
+    def add_secret(self, value: str | None, *, encoded: bool = True) -> None:
+        """Remember a value that must never be shown, in every encoding the suite sends it in (a target may echo
+        any of them; `encoded=False` for values that are already base64url, such as signatures). Values under 4
+        characters would mask too much."""
+        if not value or len(value) < 4 or value in self._secrets:
+            return
+        self._secrets.update(v for v in (encodings(value) if encoded else {value}) if len(v) >= 4)
+        self._pattern = None
+
+    def _secret_pattern(self) -> re.Pattern[str] | None:
+        """One alternation of every known secret, longest first, rebuilt only when a secret was added."""
+        if self._pattern is None and self._secrets:
+            ordered = sorted(self._secrets, key=len, reverse=True)
+            self._pattern = re.compile("|".join(re.escape(secret) for secret in ordered))
+        return self._pattern
 
     def is_secret_header(self, name: str) -> bool:
         return name.lower() in self._secret_headers
 
     def text(self, value: str) -> str:
         """Mask known secrets, JWT signatures and PEM private keys in free text."""
-        for secret in self._longest_first:
-            if secret in value:
-                value = value.replace(secret, MASK)
+        pattern = self._secret_pattern()
+        if pattern is not None:
+            value = pattern.sub(MASK, value)
         value = _PEM_PRIVATE_RE.sub(f"-----BEGIN PRIVATE KEY-----{MASK}-----END PRIVATE KEY-----", value)
         value = _CREDENTIAL_RE.sub(lambda m: f"{m.group(1)} {MASK}", value)
         return _JWT_RE.sub(_mask_jwt_match, value)
@@ -120,10 +132,26 @@ class Redactor:
         return value
 
 
+def encodings(value: str) -> set[str]:
+    """The value as sent and as a target might echo it: form- and percent-encoded, base64 (standard and URL-safe,
+    padded or not), JSON- and HTML-escaped."""
+    raw = value.encode("utf-8")
+    forms = {
+        value,
+        quote_plus(value),
+        quote(value, safe=""),
+        json.dumps(value)[1:-1],
+        json.dumps(value, ensure_ascii=False)[1:-1],
+        html.escape(value),
+    }
+    for encoded in (base64.b64encode(raw), base64.urlsafe_b64encode(raw)):
+        text = encoded.decode("ascii")
+        forms |= {text, text.rstrip("=")}
+    return forms
+
+
 def _mask_jwt_match(match: re.Match[str]) -> str:
     """Mask the signature of anything shaped like a JWS whose first part decodes to a JSON object."""
-    import base64
-
     head = match.group(1)
     try:
         decoded = base64.urlsafe_b64decode(head + "=" * (-len(head) % 4)).lstrip()
@@ -146,6 +174,13 @@ def activate(redactor: Redactor | None) -> None:
 def active() -> Redactor:
     """The run's redactor, or a fresh one that still masks by structure."""
     return _active if _active is not None else Redactor()
+
+
+def derived_secret(value: str) -> str:
+    """A value made from a secret (a token with one character changed) is a secret too: return it, registered
+    with the run's redactor, so a target that echoes it cannot leak all but one character of the original."""
+    active().add_secret(value)
+    return value
 
 
 def mask_signature(token: str) -> str:

@@ -14,6 +14,7 @@ import hmac
 import json
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -173,6 +174,18 @@ def jwks(keys: list[ClientKey]) -> dict[str, Any]:
     return {"keys": [k.public_jwk() for k in keys]}
 
 
+_signature_listeners: list[Callable[[str], None]] = []
+
+
+def observe_signatures(listener: Callable[[str], None]) -> Callable[[], None]:
+    """Call `listener` with the signature of every JWT signed from now on; returns the function that stops it.
+
+    The redactor masks each one by value: a case that swaps a valid assertion's header for something that is not
+    JSON leaves the real signature behind, and no JWT-shape rule would then recognise it."""
+    _signature_listeners.append(listener)
+    return lambda: _signature_listeners.remove(listener) if listener in _signature_listeners else None
+
+
 def sign(
     claims: dict[str, Any], key: ClientKey, *, header: dict[str, Any] | None = None, alg: str | None = None
 ) -> str:
@@ -183,7 +196,10 @@ def sign(
             headers.pop(name, None)
         else:
             headers[name] = value
-    return jwt.encode(claims, key.private_key, algorithm=alg or key.alg, headers=headers)
+    token = jwt.encode(claims, key.private_key, algorithm=alg or key.alg, headers=headers)
+    for listener in list(_signature_listeners):
+        listener(token.rsplit(".", 1)[-1])
+    return token
 
 
 def assertion_claims(client_id: str, audience: str, *, lifetime: int = MAX_ASSERTION_LIFETIME) -> dict[str, Any]:

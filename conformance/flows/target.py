@@ -16,7 +16,7 @@ from conformance.core.pacing import Pacer, RetryBudget
 from conformance.core.proxies import proxy_credentials
 from conformance.core.recording import Exchange, HttpRecorder
 from conformance.core.redaction import Redactor
-from conformance.crypto.jose import ClientKey, generate_rsa, jwks
+from conformance.crypto.jose import ClientKey, generate_rsa, jwks, observe_signatures
 
 SECRET_RESPONSE_FIELDS = ("access_token", "refresh_token", "id_token", "client_secret")
 
@@ -49,6 +49,10 @@ class Target:
     attacker_key: ClientKey | None = None
     attacker_host: JwksHost | None = None
     closers: list[Any] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        # Every signature the suite makes while this target is open is a secret (see observe_signatures).
+        self.closers.insert(0, observe_signatures(lambda signature: self.redactor.add_secret(signature, encoded=False)))
 
     @property
     def base_url(self) -> str:

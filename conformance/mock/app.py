@@ -11,6 +11,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from conformance.mock.client_keys import JwksCache
 from conformance.mock.context import MockContext
+from conformance.mock.echo import EchoRequests
 from conformance.mock.settings import MockSettings
 from conformance.mock.store import Store
 
@@ -25,7 +26,10 @@ def create_app(settings: MockSettings, store: Store | None = None) -> Starlette:
     if settings.layout.needs_udap and settings.udap is None:
         raise ValueError(f"profile {settings.profile} needs UDAP settings (a signing certificate and trust anchors)")
     routes = settings.system.server_routes(settings)
-    app = Starlette(routes=routes, middleware=[Middleware(ServerClock, settings=settings)])
+    app = Starlette(
+        routes=routes,
+        middleware=[Middleware(ServerClock, settings=settings), Middleware(EchoRequests, settings=settings)],
+    )
     app.state.ctx = ctx
     settings.system.install(ctx)
     return app

@@ -66,6 +66,8 @@ class MockSettings:
     """Compliant alternatives switched on (catalogues/variations.toml)."""
     token_lifetime: int = 300
     db_path: str = ":memory:"
+    echo_requests: bool = False
+    """Repeat every request in the response (conformance.mock.echo): a target whose error pages echo input."""
     clock_offset: float = 0.0
     """Seconds added to the server's clock (to emulate skew)."""
     public_url: str = "http://127.0.0.1"

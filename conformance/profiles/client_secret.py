@@ -46,7 +46,9 @@ def secret_client(client_id: str, secret: str, scopes: list[str]) -> Client:
 def start_embedded(profile: Profile, run: EmbeddedRun) -> Target:
     """Two tenants; a client with a random secret and one whose secret needs form-urlencoding."""
     server = MockServer(profile.server_settings(run.faults, run.variations, **run.mock_settings)).start()
-    secret = secrets.token_urlsafe(24)
+    # Random, with characters that change under form-, percent- and JSON-encoding, so every run proves the
+    # suite masks the secret in each encoding it sends (and a target might echo).
+    secret = secrets.token_urlsafe(18) + '+/=&%:"'
     store = server.ctx.store
     store.put_client(secret_client(SECRET_CLIENT_ID, secret, SCOPES))
     store.put_client(secret_client(SPECIAL_CLIENT_ID, SPECIAL_SECRET, SCOPES))

@@ -201,6 +201,8 @@ MOCK_SETTING_TYPES: dict[str, type] = {
     "publish_udap_metadata": bool,
     "token_lifetime": int,
     "clock_offset": float,
+    "echo_requests": bool,
+    "db_path": str,
 }
 
 

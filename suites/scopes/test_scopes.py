@@ -17,6 +17,7 @@ from conformance.checking import expect
 from conformance.core.config import ProtectedRead
 from conformance.core.outcomes import SpecWarning, note
 from conformance.core.recording import Exchange
+from conformance.core.redaction import derived_secret
 from conformance.crypto.jose import ClientKey
 from conformance.flows import oauth
 from conformance.flows.oauth import TokenGrant
@@ -436,7 +437,7 @@ def test_invalid_token_challenge_names_the_error(garbage_token_read: Exchange) -
 def test_tampered_token_gets_401(read_protected: ReadWith, authorized_read: Exchange, access_token: str) -> None:
     middle = len(access_token) // 2
     flipped = "A" if access_token[middle] != "A" else "B"
-    tampered = access_token[:middle] + flipped + access_token[middle + 1 :]
+    tampered = derived_secret(access_token[:middle] + flipped + access_token[middle + 1 :])
     _expect_invalid_token(
         _bad_token_read(read_protected, authorized_read, tampered, "a tampered token"), "a tampered token"
     )
