@@ -3,9 +3,10 @@
 Corporate networks reach staging servers only through a proxy. The rules follow
 the usual environment conventions (lower- or upper-case names, NO_PROXY hosts
 and domain suffixes, `*` for none) with one addition: loopback addresses never
-go through a proxy, so the embedded reference server works whatever the
-environment says. The redirect and credential rules of the recorder apply
-unchanged, because they act on URLs before any transport sees the request.
+go through a proxy taken from the environment, so the embedded reference server
+works whatever the environment says (an explicit `http.proxy` applies to every
+host). The redirect and credential rules of the recorder apply unchanged,
+because they act on URLs before any transport sees the request.
 """
 
 from __future__ import annotations
@@ -72,8 +73,9 @@ def proxy_mounts(
     }
     for entry in bypass:
         mounts[_bypass_pattern(entry)] = None
-    for pattern in LOOPBACK_PATTERNS:
-        mounts[pattern] = None
+    if explicit is None:
+        for pattern in LOOPBACK_PATTERNS:
+            mounts[pattern] = None
     return mounts
 
 
