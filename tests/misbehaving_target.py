@@ -172,7 +172,7 @@ class MisbehavingTarget:
     # --- proxy modes: a real server behind, misbehaving now and then ----------------------------------------
 
     def _rate_limited(self, conn: socket.socket, request: Request, count: int) -> None:
-        if count % 7 == 3:
+        if count % 25 == 3:
             _respond(conn, 429, b'{"error":"slow down"}', "application/json", [("Retry-After", "1")])
             return
         self._forward(conn, request)

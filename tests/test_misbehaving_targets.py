@@ -29,8 +29,9 @@ from conformance.profiles.smart_backend import CLIENT_ID, CLIENT_SCOPES
 from tests.misbehaving_target import MisbehavingTarget
 
 TIMEOUT = 2.0
-BOUND = 30.0
-"""Seconds a run against any of these targets may take (start-up included), with --timeout 2."""
+BOUND = 45.0
+"""Seconds a run against any of these targets may take (start-up included, on a loaded 2-core CI machine), with
+--timeout 2."""
 
 
 @dataclass(frozen=True)
@@ -54,7 +55,7 @@ EXPECTED = {
     "http-500": Expected(1, frozenset({"fail"}), frozenset({"broken"})),
     "html": Expected(1, frozenset({"fail"}), frozenset({"broken"})),
     "bad-json": Expected(1, frozenset({"fail"}), frozenset({"broken"})),
-    "huge": Expected(3, frozenset({"broken"}), frozenset({"fail"}), "http.max_body_bytes"),
+    "huge": Expected(3, frozenset({"broken", "not-run"}), frozenset({"fail", "pass"}), "http.max_body_bytes"),
     "redirect-elsewhere": Expected(1, frozenset({"fail"})),
     "echo": Expected(1, frozenset({"fail"})),
     "rate-limited": Expected(0, frozenset({"pass"}), frozenset({"fail", "broken"})),

@@ -26,6 +26,9 @@ from conformance.core.deadline import deadline_transport, request_deadline
 from conformance.core.recording import Exchange
 
 NO_ANSWER = frozenset({"timeout", "connect", "protocol"})
+UNUSABLE_AFTER = 3
+"""Answers in a row that never arrive whole (over the size limit, cut off) before a target that has never given
+a usable one is declared unusable: judging it further would only repeat the same broken line per check."""
 """Failure kinds that mean the server did not answer (not a TLS, URL or redirect problem of ours)."""
 
 
@@ -61,6 +64,8 @@ class Outage:
 
     @property
     def summary(self) -> str:
+        if self.kind == "unusable":
+            return f"target unusable: no answer arrives whole ({self.exchange.error})"
         if self.kind == "unreachable":
             if self.exchange.status is not None:
                 return f"target unreachable: {self.what_happened}"
@@ -123,6 +128,7 @@ class TargetHealth:
     target_origins: set[str] = field(default_factory=set)
     """Origins of the target (FHIR base, token endpoint, ...): only their silence is judged."""
     last_answered: dict[str, tuple[Exchange, str | None]] = field(default_factory=dict)
+    unusable_in_a_row: int = 0
     answered_well: dict[str, str] = field(default_factory=dict)
     """Per origin, a GET URL that once got a 2xx: asking it again tells a dead backend from one bad request."""
 
@@ -132,11 +138,17 @@ class TargetHealth:
             self._gateway_answer(exchange, origin)
             return
         if exchange.status is not None:
+            self.unusable_in_a_row = 0
             self.answered.add(origin)
             self.last_answered[origin] = (exchange, self.current_check)
             if exchange.method == "GET" and 200 <= exchange.status < 300:
                 self.answered_well.setdefault(origin, exchange.url)
             return
+        if self.outage is None and exchange.partial_status is not None and origin in self.target_origins:
+            self.unusable_in_a_row += 1
+            if self.unusable_in_a_row >= UNUSABLE_AFTER and not self.answered & self.target_origins:
+                self.outage = Outage("unusable", exchange, self.current_check, "", self.current_check)
+                return
         if self.outage is not None or exchange.failure not in NO_ANSWER:
             return
         # A slow server gets more patience than a reset or refused one: several probes, each as long as a request.

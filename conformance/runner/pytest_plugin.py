@@ -595,10 +595,11 @@ def _report_outage(
     assert outage is not None
     state.outage_reported = True
     exchange = outage.exchange
-    if outage.kind == "unreachable":
+    if outage.kind in ("unreachable", "unusable"):
         outcome = "broken"
+        what = "could not be reached" if outage.kind == "unreachable" else "gives no usable answer"
         report.longrepr = redactor.text(
-            f"the target could not be reached: {outage.summary.removeprefix('target unreachable: ')}\n"
+            f"the target {what}: {outage.summary.split(': ', 1)[-1]}\n"
             "  no check was judged; every later check is reported not-run"
         )
     else:
