@@ -149,3 +149,36 @@ def test_a_target_that_only_ever_answers_502_is_unreachable() -> None:
     health.observe(_gateway("http://t/fhir/metadata", 502))
     assert health.outage is not None and health.outage.kind == "unreachable"
     assert health.outage.summary == "target unreachable: HTTP 502 from a gateway: no server answers behind it"
+
+
+def test_pytest_and_the_command_agree_that_an_unreachable_target_exits_3(tmp_path: Path, keys_dir: Path) -> None:
+    """`pytest suites` sets the same exit code as `conformance run` (3: the target could not be judged)."""
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    base = f"http://127.0.0.1:{free_port()}/fhir"
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            str(ROOT / "suites"),
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "--target-url",
+            base,
+            "--client-id",
+            "c",
+            "--private-key",
+            str(keys_dir / "client-rs384.pem"),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=120,
+    )
+    assert proc.returncode == 3, proc.stdout[-2000:]
+    assert "the target could not be judged (exit 3): target unreachable" in proc.stdout
