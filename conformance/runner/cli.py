@@ -14,7 +14,7 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from conformance.mock.settings import CARE_QUALITY_SHAPES
 from conformance.profiles import registry as profiles
@@ -197,8 +197,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    _errors_on_one_line(parser)
     try:
+        args = parser.parse_args(argv)
         if args.command == "run":
             return command_run(args)
         if args.command == "mock":
@@ -216,11 +217,30 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return EXIT_USAGE
     except UsageError as exc:
-        print(f"conformance: error: {exc}", file=sys.stderr)
+        print(f"conformance: error: {_one_line(str(exc))}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         print("conformance: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+
+
+def _errors_on_one_line(parser: argparse.ArgumentParser) -> None:
+    """Argument errors (`--timeout soon`) become a UsageError like every other mistake: one line naming the flag,
+    exit 2, instead of argparse's usage block, which buries the message under the full list of flags."""
+
+    def error(message: str) -> NoReturn:
+        raise UsageError(f"{message} (see `{parser.prog} --help`)")
+
+    parser.error = error  # type: ignore[method-assign]
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for subparser in action.choices.values():
+                _errors_on_one_line(subparser)
+
+
+def _one_line(message: str) -> str:
+    """Control characters (a newline in a path from a TOML string) shown escaped, so an error stays one line."""
+    return "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in message)
 
 
 def command_run(args: argparse.Namespace) -> int:
@@ -242,9 +262,12 @@ def command_run(args: argparse.Namespace) -> int:
 
     try:
         FaultSet(args.fault)
+    except UnknownFault as exc:
+        raise UsageError(f"--fault: {exc}") from None
+    try:
         VariationSet(args.variation)
-    except (UnknownFault, UnknownVariation) as exc:
-        raise UsageError(str(exc)) from None
+    except UnknownVariation as exc:
+        raise UsageError(f"--variation: {exc}") from None
     reports: Path = args.reports
     pytest_args = [str(suites_dir())]
     if args.config:

@@ -14,13 +14,18 @@ from __future__ import annotations
 import difflib
 import math
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+import httpx
+import jwt
 from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from conformance.core.config import (
     DEFAULT_SECRET_ENV,
@@ -139,6 +144,15 @@ def flag_names(timeout_flag: str) -> dict[str, str]:
 MIN_RSA_BITS = 2048
 """RFC 7518 §3.3: RSA keys for RS256/RS384/RS512 MUST be 2048 bits or larger."""
 
+JWS_ALGS = {"RSA": ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512"), "EC": ("ES256", "ES384", "ES512")}
+"""The JWS algorithms (RFC 7518 §3.1) a client key of each type can sign client assertions with."""
+
+EC_CURVES = {"ES256": "secp256r1", "ES384": "secp384r1", "ES512": "secp521r1"}
+"""RFC 7518 §3.4: each ES algorithm signs with exactly one curve."""
+
+HEADER_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+"""RFC 9110 §5.1: a field name is a token."""
+
 ENVIRONMENT = {
     "CONFORMANCE_TARGET_URL": "target.base_url",
     "CONFORMANCE_PROFILE": "target.profile",
@@ -184,12 +198,14 @@ def load_config(
     environ = os.environ if environ is None else environ
     raw = _Values()
     cwd = Path.cwd()
+    given_by = ""  # a --config path is what the user typed; a path from the environment needs its variable named
     if path is None and environ.get("CONFORMANCE_CONFIG"):
         path = Path(environ["CONFORMANCE_CONFIG"])
+        given_by = "environment variable CONFORMANCE_CONFIG"
     source = "defaults"
     if path is not None:
         source = str(path)
-        _read_toml(path, raw)
+        _read_toml(path, raw, given_by)
     for var, key in ENVIRONMENT.items():
         if environ.get(var):
             value: Any = environ[var]
@@ -206,15 +222,19 @@ def load_config(
     return _build(raw, source, environ)
 
 
-def _read_toml(path: Path, raw: _Values) -> None:
+def _read_toml(path: Path, raw: _Values, given_by: str = "") -> None:
+    """Read the file into `raw`; `given_by` (the environment variable that named it) is named when it is unusable."""
+    by = f" ({given_by})" if given_by else ""
+    if not path.exists():
+        raise ConfigError(f"config file {path} does not exist{by}")
     if not path.is_file():
-        raise ConfigError(f"config file {path} does not exist")
+        raise ConfigError(f"config file {path} is not a file{by}")
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
+        raise ConfigError(f"config file {path} is not valid TOML{by}: {exc}") from None
     except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"config file {path} cannot be read: {exc}") from None
+        raise ConfigError(f"config file {path} cannot be read{by}: {exc}") from None
     origin = f"in {path}"
     for section, table in data.items():
         if not isinstance(table, dict):
@@ -229,8 +249,9 @@ def _read_toml(path: Path, raw: _Values) -> None:
                     f"set auth.client_secret_env (default {DEFAULT_SECRET_ENV}) or auth.client_secret_file"
                 )
             if key not in SCHEMA:
-                hint = difflib.get_close_matches(key, SCHEMA, n=1)
-                suggestion = f"; did you mean {hint[0]}?" if hint else ""
+                # The right name in the wrong section is the likelier slip than a typo.
+                hint = [k for k in SCHEMA if k.split(".", 1)[1] == name] or difflib.get_close_matches(key, SCHEMA, n=1)
+                suggestion = f"; did you mean {' or '.join(hint)}?" if hint else ""
                 raise ConfigError(f"unknown option {key} in {path}{suggestion}")
             raw.set(key, value, origin, path.parent)
 
@@ -246,12 +267,17 @@ def _coerce(key: str, value: Any, raw: _Values) -> Any:
         if isinstance(value, bool) or not isinstance(value, int | float | str):
             raise ConfigError(f"{where} must be a number, got {value!r}")
         try:
-            number = float(value)
-        except (TypeError, ValueError, OverflowError):
+            number = value if isinstance(value, int) else float(value)
+        except ValueError:
             raise ConfigError(f"{where} must be a number, got {value!r}") from None
+        _within(key, number, where)  # first, so inf and nan get the option's range in the message
+        try:
+            number = float(number)
+        except OverflowError:  # an integer beyond float range, for an option without LIMITS
+            number = math.inf
         if not math.isfinite(number):
-            raise ConfigError(f"{where} must be a finite number, got {value!r}")
-        return _within(key, number, where)
+            raise ConfigError(f"{where} must be a finite number, got {number:g}")
+        return number
     if kind == "int":
         if isinstance(value, bool) or not isinstance(value, int | str):
             raise ConfigError(f"{where} must be an integer, got {value!r}")
@@ -270,13 +296,15 @@ def _coerce(key: str, value: Any, raw: _Values) -> Any:
             value = value.split()
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
             raise ConfigError(f"{where} must be a list of strings")
+        if not all(v.strip() for v in value):
+            raise ConfigError(f"{where} must not hold empty strings, got {value!r}")
         return value
     if kind == "reads":
         return _reads(value, where)
     if kind == "dict":
         if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
             raise ConfigError(f"{where} must be a table of strings")
-        return dict(value)
+        return _headers(value, where)
     if kind == "path":
         if not isinstance(value, str):
             raise ConfigError(f"{where} must be a file path string")
@@ -294,8 +322,25 @@ def _within(key: str, number: float, where: str) -> float:
     low, high, unit = LIMITS.get(key, (0, math.inf, ""))
     if not low <= number <= high:
         bounds = f"between {low:g} and {high:g} {unit}".rstrip() if high != math.inf else f"at least {low:g}"
-        raise ConfigError(f"{where} must be {bounds}, got {number:g}")
+        try:
+            shown = f"{number:g}"
+        except OverflowError:  # an integer beyond float range, e.g. a TOML literal of 400 digits
+            shown = f"{'-' if number < 0 else ''}an integer of more than 300 digits"
+        raise ConfigError(f"{where} must be {bounds}, got {shown}")
     return number
+
+
+def _headers(headers: dict[str, str], where: str) -> dict[str, str]:
+    """Header names are tokens and values printable ASCII on one line: anything else fails in the HTTP client at
+    the first request, half-way through a run. Values are not shown, as they often hold API keys."""
+    for name, value in headers.items():
+        if not HEADER_NAME.fullmatch(name):
+            raise ConfigError(
+                f"{where}: header name {name!r} is not an HTTP token (letters, digits and !#$%&'*+-.^_`|~)"
+            )
+        if not all(ch == "\t" or " " <= ch <= "~" for ch in value):
+            raise ConfigError(f"{where}: the value of header {name} must be printable ASCII on one line")
+    return dict(headers)
 
 
 def _check_url(key: str, value: str, raw: _Values) -> None:
@@ -314,6 +359,10 @@ def _check_url(key: str, value: str, raw: _Values) -> None:
         raise ConfigError(f"{raw.where(key)} has port 0, which no server listens on: {value!r}")
     if any(ch.isspace() for ch in value):
         raise ConfigError(f"{raw.where(key)} must not contain spaces: {value!r}")
+    try:
+        httpx.URL(value).host  # noqa: B018 - decoding the host (IDNA) fails here rather than at the first request
+    except (httpx.InvalidURL, ValueError) as exc:
+        raise ConfigError(f"{raw.where(key)} is not a valid URL ({exc}): {value!r}") from None
 
 
 def _reads(value: Any, where: str) -> list[ProtectedRead]:
@@ -333,6 +382,7 @@ def _reads(value: Any, where: str) -> list[ProtectedRead]:
             isinstance(k, str) and isinstance(v, str) for k, v in headers.items()
         ):
             raise ConfigError(f"{where}: a read's headers must be a table of strings")
+        _headers(headers, where)
         defaults = {} if any(k.lower() == "accept" for k in headers) else {"Accept": "application/fhir+json"}
         merged: dict[str, str] = {**defaults, **headers}
         reads.append(ProtectedRead(path.strip().lstrip("/"), tuple(merged.items())))
@@ -356,8 +406,13 @@ def _shown(raw: _Values, option: str, path: Path) -> str:
 
 def _build(raw: _Values, source: str, environ: Mapping[str, str]) -> TargetConfig:
     v: dict[str, Any] = {}
-    for key, (_, default) in SCHEMA.items():
+    for key, (kind, default) in SCHEMA.items():
         v[key] = _coerce(key, raw.values[key], raw) if key in raw.values else default
+        if key in raw.values and kind in ("str", "list") and default and not v[key]:
+            # A blank string or list where the option has a default would reach the checks as None or [] (an
+            # empty client_secret_env even crashed the environment lookup): say so instead of guessing.
+            empty = "an empty list" if kind == "list" else "empty"
+            raise ConfigError(f"{raw.where(key)} must not be {empty}; leave it out for the default, {default!r}")
 
     for key in URL_OPTIONS:
         if v[key] is not None and not (key == "http.proxy" and v[key].lower() in ("none", "off", "direct")):
@@ -376,27 +431,14 @@ def _build(raw: _Values, source: str, environ: Mapping[str, str]) -> TargetConfi
     if v["auth.private_key"] is not None:
         key_paths.append(("auth.private_key", v["auth.private_key"]))
     key_paths += [("auth.private_keys", p) for p in v["auth.private_keys"]]
-    keys: list[ClientKey] = []
-    for option, key_path in key_paths:
-        if not key_path.exists():
-            raise ConfigError(f"private key file {_shown(raw, option, key_path)} does not exist ({raw.where(option)})")
-        try:
-            keys.append(_strong_enough(load_key(key_path), key_path, raw, option))
-        except KeyFileError as exc:
-            raise ConfigError(f"{exc} ({raw.where(option)})") from None
-
+    keys = [_client_key(raw, option, key_path) for option, key_path in key_paths]
     other_key = None
     if v["auth.other_client_key"] is not None:
-        other_path = v["auth.other_client_key"]
-        if not other_path.exists():
-            raise ConfigError(
-                f"private key file {_shown(raw, 'auth.other_client_key', other_path)} does not exist "
-                f"({raw.where('auth.other_client_key')})"
-            )
-        try:
-            other_key = _strong_enough(load_key(other_path), other_path, raw, "auth.other_client_key")
-        except KeyFileError as exc:
-            raise ConfigError(f"{exc} ({raw.where('auth.other_client_key')})") from None
+        other_key = _client_key(raw, "auth.other_client_key", v["auth.other_client_key"])
+
+    for name in v["http.secret_headers"]:
+        if not HEADER_NAME.fullmatch(name):
+            raise ConfigError(f"{raw.where('http.secret_headers')}: {name!r} is not an HTTP header name")
 
     for option in ("http.ca_bundle", "auth.client_secret_file"):
         file_path = v[option]
@@ -429,30 +471,37 @@ def _build(raw: _Values, source: str, environ: Mapping[str, str]) -> TargetConfi
         secret = environ[v["auth.client_secret_env"]]
 
     if base_url is not None:
+        chosen_by = _profile_origin(raw)
         if v["auth.client_id"] is None and needs.client_id:
             raise ConfigError(
-                f"auth.client_id is required for profile {profile} "
-                f"(set it in the config file, --client-id or CONFORMANCE_CLIENT_ID)"
+                f"auth.client_id is required for profile {profile} ({chosen_by}): "
+                f"set it in the config file, --client-id or CONFORMANCE_CLIENT_ID"
             )
         if needs.private_key and not keys:
             raise ConfigError(
-                f"profile {profile} needs at least one private key "
-                "(auth.private_key / auth.private_keys, --private-key or CONFORMANCE_PRIVATE_KEY)"
+                f"profile {profile} ({chosen_by}) needs at least one private key: "
+                "auth.private_key / auth.private_keys, --private-key or CONFORMANCE_PRIVATE_KEY"
             )
         if needs.client_secret and secret is None:
             raise ConfigError(
-                f"profile {profile} needs a client secret: set the environment variable "
+                f"profile {profile} ({chosen_by}) needs a client secret: set the environment variable "
                 f"{v['auth.client_secret_env']} (auth.client_secret_env) or auth.client_secret_file"
             )
 
     jwks_host = None
-    if v["jwks_host.listen"] is not None:
-        listen = v["jwks_host.listen"]
+    jwks_parts = ("jwks_host.listen", "jwks_host.public_url", "jwks_host.client_id")
+    given = [part for part in jwks_parts if v[part] is not None]
+    if given:
+        listen = v["jwks_host.listen"] or ""
         host, _, port = listen.rpartition(":")
-        if not host or not port.isdigit() or not 1 <= int(port) <= 65535:
+        if listen and (not host or not port.isdigit() or not 1 <= int(port) <= 65535):
             raise ConfigError(f"{raw.where('jwks_host.listen')} must be host:port with a port 1-65535, got {listen!r}")
-        if v["jwks_host.public_url"] is None or v["jwks_host.client_id"] is None:
-            raise ConfigError("jwks_host needs listen, public_url and client_id together")
+        missing = [part for part in jwks_parts if v[part] is None]
+        if missing:  # half a jwks_host section would be ignored without a word
+            raise ConfigError(
+                f"jwks_host needs listen, public_url and client_id together: {' and '.join(missing)} missing "
+                f"({raw.where(given[0])})"
+            )
         jwks_host = JwksHostConfig(host, int(port), v["jwks_host.public_url"], v["jwks_host.client_id"])
 
     return TargetConfig(
@@ -492,6 +541,36 @@ def _build(raw: _Values, source: str, environ: Mapping[str, str]) -> TargetConfi
     )
 
 
+def _profile_origin(raw: _Values) -> str:
+    """Where the profile was chosen, for messages about what it needs."""
+    return raw.where("target.profile") if "target.profile" in raw.values else "the default profile"
+
+
+def _client_key(raw: _Values, option: str, path: Path) -> ClientKey:
+    """A client key file loaded and checked, or a ConfigError naming the file and the option."""
+    if not path.exists():
+        raise ConfigError(f"private key file {_shown(raw, option, path)} does not exist ({raw.where(option)})")
+    try:
+        key = load_key(path)
+    except KeyFileError as exc:
+        raise ConfigError(f"{exc} ({raw.where(option)})") from None
+    except jwt.InvalidKeyError:  # a PEM EC key on a curve JOSE has no name for
+        raise ConfigError(
+            f"private key {_shown(raw, option, path)} is an EC key on curve {_curve_of(path)}, which JWS cannot sign "
+            f"with; use P-256, P-384 or P-521 (RFC 7518 §3.4) ({raw.where(option)})"
+        ) from None
+    return _signs_jws(_strong_enough(key, path, raw, option), path, raw, option)
+
+
+def _curve_of(path: Path) -> str:
+    """The curve of a PEM EC key, for the message (load_key's error only shows an object repr)."""
+    try:
+        key = serialization.load_pem_private_key(path.read_bytes(), password=None)
+    except (OSError, TypeError, ValueError):
+        return "unknown"
+    return key.curve.name if isinstance(key, ec.EllipticCurvePrivateKey) else "unknown"
+
+
 def _strong_enough(key: ClientKey, path: Path, raw: _Values, option: str) -> ClientKey:
     """RSA keys below 2048 bits are refused: RFC 7518 §3.3 makes 2048 a MUST, and a server that accepts a weaker
     key would pass checks it ought to fail."""
@@ -504,20 +583,49 @@ def _strong_enough(key: ClientKey, path: Path, raw: _Values, option: str) -> Cli
     return key
 
 
+def _signs_jws(key: ClientKey, path: Path, raw: _Values, option: str) -> ClientKey:
+    """The key's alg (a JWK's own, or the default) is one its type signs with, and an EC key's curve is the
+    alg's: otherwise every token request fails on the client side and the target is judged on nothing."""
+    shown = _shown(raw, option, path)
+    if key.alg not in JWS_ALGS[key.kty]:
+        raise ConfigError(
+            f"private key {shown} has alg {key.alg!r}, which an {key.kty} key cannot sign client assertions with; "
+            f"use one of {', '.join(JWS_ALGS[key.kty])} ({raw.where(option)})"
+        )
+    if isinstance(key.private_key, ec.EllipticCurvePrivateKey) and key.private_key.curve.name != EC_CURVES[key.alg]:
+        raise ConfigError(
+            f"private key {shown} is on curve {key.private_key.curve.name}, but {key.alg} signs with "
+            f"{EC_CURVES[key.alg]} (RFC 7518 §3.4) ({raw.where(option)})"
+        )
+    return key
+
+
 def _certified(raw: _Values, v: dict[str, Any], cert_option: str, key_option: str) -> CertifiedKey | None:
     cert_path, key_path = v[cert_option], v[key_option]
     if cert_path is None and key_path is None:
         return None
     if cert_path is None or key_path is None:
-        missing = cert_option if cert_path is None else key_option
-        raise ConfigError(f"{missing} is needed together with {key_option if missing == cert_option else cert_option}")
+        missing, present = (cert_option, key_option) if cert_path is None else (key_option, cert_option)
+        raise ConfigError(f"{missing} is needed together with {present} ({raw.where(present)})")
     for option, path in ((cert_option, cert_path), (key_option, key_path)):
         if not path.exists():
             raise ConfigError(f"file {_shown(raw, option, path)} does not exist ({raw.where(option)})")
     try:
-        return load_certified_key(cert_path, key_path)
+        certified = load_certified_key(cert_path, key_path)
     except PkiError as exc:
         raise ConfigError(f"{exc} ({raw.where(cert_option)})") from None
+    return _certified_strong_enough(certified, raw, key_option, key_path)
+
+
+def _certified_strong_enough(certified: CertifiedKey, raw: _Values, option: str, path: Path) -> CertifiedKey:
+    """UDAP signs with RS256 too: the same 2048-bit minimum as client keys (RFC 7518 §3.3)."""
+    key = certified.private_key
+    if isinstance(key, rsa.RSAPrivateKey) and key.key_size < MIN_RSA_BITS:
+        raise ConfigError(
+            f"private key {_shown(raw, option, path)} is RSA {key.key_size} bits; RS256 needs at least "
+            f"{MIN_RSA_BITS} bits (RFC 7518 §3.3): ask the community for a new certificate ({raw.where(option)})"
+        )
+    return certified
 
 
 def _udap_config(
@@ -542,9 +650,10 @@ def _udap_config(
             client = load_pkcs12(path, password or None)
         except PkiError as exc:
             raise ConfigError(f"{exc} ({raw.where('udap.pkcs12')})") from None
+        client = _certified_strong_enough(client, raw, "udap.pkcs12", path)
     if client is None:
         raise ConfigError(
-            f"profile {profile} needs the client certificate issued by the trust community: "
+            f"profile {profile} ({_profile_origin(raw)}) needs the client certificate issued by the trust community: "
             "udap.cert_chain + udap.private_key, or udap.pkcs12 (`conformance pki init` makes a test one)"
         )
     anchors: list[x509.Certificate] = []
@@ -559,12 +668,21 @@ def _udap_config(
         except PkiError as exc:
             raise ConfigError(f"{exc} ({raw.where('udap.trust_anchors')})") from None
     elif chosen.needs.udap_trust_anchors:
-        raise ConfigError(f"profile {profile} needs udap.trust_anchors to validate the server's signed_metadata")
+        raise ConfigError(
+            f"profile {profile} ({_profile_origin(raw)}) needs udap.trust_anchors to validate the server's "
+            "signed_metadata"
+        )
     client_uri = v["udap.client_uri"] or next(iter(client.san_uris()), None)
+    certificate_option = "udap.cert_chain" if v["udap.cert_chain"] is not None else "udap.pkcs12"
     if client_uri is None:
-        raise ConfigError("the client certificate has no URI subjectAltName; set udap.client_uri")
+        raise ConfigError(
+            f"the client certificate has no URI subjectAltName ({raw.where(certificate_option)}); set udap.client_uri"
+        )
     if client_uri not in client.san_uris():
-        raise ConfigError(f"udap.client_uri {client_uri} is not a URI subjectAltName of the client certificate")
+        raise ConfigError(
+            f"{raw.where('udap.client_uri')} is {client_uri}, not a URI subjectAltName of the client certificate "
+            f"({raw.where(certificate_option)})"
+        )
     fixtures = {}
     for name in UDAP_FIXTURES:
         certified = _certified(raw, v, f"udap.{name}_cert_chain", f"udap.{name}_private_key")
