@@ -134,3 +134,27 @@ def run_suites(
         )
     checks = json.loads(results.read_text())["checks"]
     return proc, {c["check"]: c for c in checks}
+
+
+def udap_test_members(keys_dir: Path) -> tuple[Any, Any, Any]:
+    """A test UDAP community: (its members, a `prepare` that gives the reference server a certificate for its own
+    URL, the community's client with a B2B extension)."""
+    from conformance.crypto.pki import issue
+    from conformance.flows import udap
+    from conformance.mock.settings import MockSettings
+    from conformance.mock.systems.udap import UdapServerSettings
+    from conformance.profiles.udap_community import community
+
+    members = community(keys_dir / "udap")
+
+    def prepare(settings: MockSettings) -> None:
+        signer = issue(members["intermediate"], common_name="mock", san_uris=[settings.fhir_base])
+        settings.udap = UdapServerSettings(signer=signer, anchors=[members["root"].certificate])
+
+    client = udap.UdapClient(
+        members["client"],
+        members["client"].san_uris()[0],
+        udap.B2B("https://org.example", "Org"),
+        "system/Patient.read",
+    )
+    return members, prepare, client

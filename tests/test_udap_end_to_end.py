@@ -9,14 +9,11 @@ from pathlib import Path
 import httpx
 
 from conformance.core.recording import HttpRecorder
-from conformance.crypto.pki import issue
 from conformance.flows import oauth, udap
 from conformance.mock.server import MockServer
-from conformance.mock.settings import MockSettings
 from conformance.mock.systems.carequality import CERNER_TENANT
-from conformance.mock.systems.udap import UdapServerSettings
 from conformance.profiles import registry as profiles
-from conformance.profiles.udap_community import community
+from tests.conftest import udap_test_members
 from tests.test_cli_end_to_end import CONFORMANCE, conformance, free_port
 
 
@@ -77,19 +74,8 @@ def test_carequality_walkthrough_against_conformance_mock(tmp_path: Path) -> Non
 
 
 def test_registered_clients_survive_a_restart(tmp_path: Path, keys_dir: Path) -> None:
-    members = community(keys_dir / "udap")
+    _, prepare, client = udap_test_members(keys_dir)
     db = str(tmp_path / "mock.sqlite")
-
-    def prepare(settings: MockSettings) -> None:
-        signer = issue(members["intermediate"], common_name="mock", san_uris=[settings.fhir_base])
-        settings.udap = UdapServerSettings(signer=signer, anchors=[members["root"].certificate])
-
-    client = udap.UdapClient(
-        members["client"],
-        members["client"].san_uris()[0],
-        udap.B2B("https://org.example", "Org"),
-        "system/Patient.read",
-    )
     http = HttpRecorder()
     port = free_port()
     with MockServer(profiles.get("udap").server_settings(db_path=db), port=port, prepare=prepare) as first:

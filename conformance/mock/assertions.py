@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -24,6 +25,23 @@ from conformance.mock.errors import OAuthError, ServerCrash
 from conformance.mock.store import Client
 
 ALLOWED_ALGS = ("RS384", "ES384")
+LAST_NUMERIC_DATE = 253402300799
+"""9999-12-31T23:59:59Z: beyond it (either side of 1970) a number is no date a clock will show."""
+
+
+def numeric_date(value: Any) -> int | float | None:
+    """The value if it is an RFC 7519 NumericDate, else None.
+
+    JSON numbers only, and finite: Python's json module reads the non-standard
+    NaN and Infinity literals as floats (NaN compares false with everything, so
+    an `exp: NaN` would never expire) and booleans are ints. Ints are kept as
+    they are (10**400 has no float), then bounded, so a float() of one is safe.
+    """
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value if -LAST_NUMERIC_DATE <= value <= LAST_NUMERIC_DATE else None
 
 
 def _invalid_client(description: str) -> OAuthError:
@@ -191,9 +209,8 @@ class ClaimsUnderTest:
     leeway: int
 
     def numeric(self, name: str) -> float | int | None:
-        """The claim as a NumericDate (int or float, never converted: an int may exceed a float's range)."""
-        value = self.claims.get(name)
-        return value if isinstance(value, int | float) and not isinstance(value, bool) else None
+        """The claim as a NumericDate, None when absent or not one (see numeric_date)."""
+        return numeric_date(self.claims.get(name))
 
 
 @dataclass(frozen=True)
@@ -229,9 +246,14 @@ def _aud_is_the_token_endpoint(c: ClaimsUnderTest) -> None:
         raise _invalid_client(f"aud must be the token endpoint {c.audience}")
 
 
-def _exp_is_a_numeric_date(c: ClaimsUnderTest) -> None:
-    if "exp" in c.claims and c.claims["exp"] is not None and c.numeric("exp") is None:
-        raise _invalid_client("exp must be a NumericDate")
+def _is_a_numeric_date(name: str) -> Callable[[ClaimsUnderTest], None]:
+    """A date claim that is there (even as null) must be a finite NumericDate; the other rules then trust it."""
+
+    def check(c: ClaimsUnderTest) -> None:
+        if name in c.claims and c.numeric(name) is None:
+            raise _invalid_client(f"{name} must be a NumericDate (a finite number of seconds)")
+
+    return check
 
 
 def _exp_has_not_passed(c: ClaimsUnderTest) -> None:
@@ -274,7 +296,9 @@ CLAIM_RULES: tuple[ClaimRule, ...] = (
     ClaimRule("aud is present", _present("aud"), (LENIENT,)),
     ClaimRule("aud is (or holds) the token endpoint URL", _aud_is_the_token_endpoint, ("accept-wrong-aud",)),
     ClaimRule("exp is present", _present("exp"), (LENIENT,)),
-    ClaimRule("exp is a NumericDate", _exp_is_a_numeric_date),
+    ClaimRule("exp is a NumericDate", _is_a_numeric_date("exp")),
+    ClaimRule("nbf, when present, is a NumericDate", _is_a_numeric_date("nbf")),
+    ClaimRule("iat, when present, is a NumericDate", _is_a_numeric_date("iat")),
     ClaimRule("exp has not passed", _exp_has_not_passed, ("accept-expired-assertion",)),
     ClaimRule("exp is at most five minutes ahead", _exp_within_five_minutes, ("accept-long-lived-assertion",)),
     ClaimRule("nbf, when present, has come", _nbf_has_come, ("ignore-nbf",)),

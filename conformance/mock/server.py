@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import threading
 import time
@@ -10,6 +11,8 @@ from types import TracebackType
 
 import uvicorn
 from starlette.applications import Starlette
+from starlette.requests import ClientDisconnect
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from conformance.mock.app import create_app
 from conformance.mock.context import MockContext
@@ -24,6 +27,44 @@ def bind_socket(host: str, port: int) -> socket.socket:
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((host, port))
     return sock
+
+
+class QuietEndings:
+    """Ends a request quietly when its client left mid-body, or when Ctrl-C stops the server under it.
+
+    Either way uvicorn would log the exception (ClientDisconnect from Starlette's
+    `request.body()`, or the CancelledError it sends a request that outlives the
+    graceful-shutdown timeout) as an application error with a traceback. A client
+    that left needs no answer; one still sending while the server stops gets 503.
+    """
+
+    def __init__(self, app: ASGIApp, stopping: Callable[[], bool]) -> None:
+        self.app, self.stopping = app, stopping
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        started = False
+
+        async def tracking(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracking)
+        except ClientDisconnect:
+            return
+        except asyncio.CancelledError:
+            if scope["type"] != "http" or not self.stopping():
+                raise
+            if not started:
+                body = b"the server is shutting down"
+                headers = [
+                    (b"content-type", b"text/plain; charset=utf-8"),
+                    (b"content-length", str(len(body)).encode()),
+                    (b"connection", b"close"),
+                ]
+                await send({"type": "http.response.start", "status": 503, "headers": headers})
+                await send({"type": "http.response.body", "body": body})
 
 
 class MockServer:
@@ -56,7 +97,7 @@ class MockServer:
         self.app: Starlette = create_app(settings, store)
         self.ctx.crash = self.crash
         config = uvicorn.Config(
-            self.app,
+            QuietEndings(self.app, stopping=lambda: self._server.should_exit),
             log_level="warning",
             access_log=False,
             lifespan="off",

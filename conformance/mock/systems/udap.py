@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import json
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,6 +23,7 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 
 from conformance.crypto.jose import ASSERTION_TYPE, b64url_decode, decode_unverified, sign
 from conformance.crypto.pki import CertifiedKey, PkiError, certificates_from_x5c, verify_chain
+from conformance.mock.assertions import numeric_date
 from conformance.mock.context import MockContext
 from conformance.mock.errors import OAuthError, RegistrationError, ServerCrash, oauth_error_response
 from conformance.mock.oauth import grant_scope, issue_token, read_token_form
@@ -229,6 +231,23 @@ def _as_datetime(timestamp: float) -> Any:
     return datetime.fromtimestamp(timestamp, UTC)
 
 
+def _dates(
+    claims: dict[str, Any], what: str, refuse: Callable[[str], Exception]
+) -> tuple[int | float | None, int | float | None, int | float | None]:
+    """exp, iat and nbf as NumericDates (None when absent); one that is there (null too) but is none is refused.
+
+    json reads NaN and Infinity as floats and booleans are ints: without this an
+    `exp: NaN` passes every comparison and its jti is remembered for ever.
+    """
+    dates = []
+    for name in ("exp", "iat", "nbf"):
+        value = numeric_date(claims.get(name))
+        if value is None and name in claims:
+            raise refuse(f"the {what} {name} must be a NumericDate (a finite number of seconds)")
+        dates.append(value)
+    return dates[0], dates[1], dates[2]
+
+
 def _validate_statement_claims(ctx: MockContext, claims: dict[str, Any], sans: list[str]) -> str:
     iss, sub = claims.get("iss"), claims.get("sub")
     if not isinstance(iss, str) or not iss:
@@ -242,17 +261,19 @@ def _validate_statement_claims(ctx: MockContext, claims: dict[str, Any], sans: l
     if ctx.settings.register_url not in audiences and not ctx.fault("register-without-aud-check"):
         raise _statement_error(f"aud must be the registration endpoint {ctx.settings.register_url}")
     now, leeway = ctx.now(), ctx.settings.clock_skew_leeway
-    exp, iat = claims.get("exp"), claims.get("iat")
-    if (not isinstance(exp, int | float) or isinstance(exp, bool)) and ctx.fault("register-accept-expired-statement"):
+    exp, iat, nbf = _dates(claims, "software statement", _statement_error)
+    if exp is None and ctx.fault("register-accept-expired-statement"):
         exp = now + 60
-    if not isinstance(exp, int | float) or isinstance(exp, bool):
-        raise _statement_error("the software statement has no numeric exp")
+    if exp is None:
+        raise _statement_error("the software statement has no exp")
     if exp < now - leeway and not ctx.fault("register-accept-expired-statement"):
         raise _statement_error("the software statement has expired")
-    if not isinstance(iat, int | float) or isinstance(iat, bool):
-        raise _statement_error("the software statement has no numeric iat")
+    if iat is None:
+        raise _statement_error("the software statement has no iat")
     if iat > now + leeway and not ctx.fault("register-accept-future-iat"):
         raise _statement_error("the software statement was issued in the future (iat)")
+    if nbf is not None and nbf > now + leeway:
+        raise _statement_error("the software statement is not valid yet (nbf)")
     if exp - iat > MAX_STATEMENT_LIFETIME + leeway and not ctx.fault("register-accept-long-lived-statement"):
         raise _statement_error("the software statement lives longer than five minutes")
     if not isinstance(claims.get("jti"), str) or not claims["jti"]:
@@ -365,7 +386,8 @@ async def _register(ctx: MockContext, request: Request) -> Response:
 
     sans = san_uris(certificates[0]) if certificates else [str(claims.get("iss"))]
     iss = _validate_statement_claims(ctx, claims, sans)
-    expires = float(claims["exp"]) if isinstance(claims.get("exp"), int | float) else ctx.now() + MAX_STATEMENT_LIFETIME
+    exp = numeric_date(claims.get("exp"))  # None only under a fault that accepts a statement without exp
+    expires = float(exp) if exp is not None else ctx.now() + MAX_STATEMENT_LIFETIME
     replayed = not ctx.store.remember_jti(f"registration:{iss}", str(claims.get("jti")), expires, ctx.now())
     if replayed and ctx.fault("register-replay-500"):
         raise ServerCrash("replayed software statement")
@@ -470,11 +492,13 @@ def authenticate_udap(ctx: MockContext, form: dict[str, str]) -> Client:
         accepted.add(ctx.settings.token_url.replace("://127.0.0.1:", "://localhost:", 1))
     if not accepted & set(aud if isinstance(aud, list) else [aud]) and not ctx.fault("accept-wrong-aud"):
         raise _invalid_client(f"aud must be the token endpoint {ctx.settings.token_url}")
-    exp, iat = claims.get("exp"), claims.get("iat")
-    if not isinstance(exp, int | float) or (exp < now - leeway and not ctx.fault("accept-expired-assertion")):
+    exp, iat, nbf = _dates(claims, "assertion", _invalid_client)
+    if exp is None or (exp < now - leeway and not ctx.fault("accept-expired-assertion")):
         raise _invalid_client("the assertion has expired or has no exp")
+    if nbf is not None and nbf > now + leeway:
+        raise _invalid_client("the assertion is not valid yet (nbf)")
     if (
-        isinstance(iat, int | float)
+        iat is not None
         and exp - iat > MAX_STATEMENT_LIFETIME + leeway
         and not ctx.fault("token-accept-long-lived-assertion")
     ):
