@@ -34,6 +34,8 @@ MODES = (
     "rate-limited",
     "dies",
     "gateway-dies",
+    "goes-slow",
+    "flaky",
 )
 
 
@@ -187,6 +189,21 @@ class MisbehavingTarget:
     def _gateway_dies(self, conn: socket.socket, request: Request, count: int) -> None:
         if count > self.after:
             _respond(conn, 502, b"<html>502 Bad Gateway</html>", "text/html")
+            return
+        self._forward(conn, request)
+
+    def _goes_slow(self, conn: socket.socket, request: Request, count: int) -> None:
+        """Alive but too slow from some point on: the connection is accepted, the answer never comes in time."""
+        if count > self.after:
+            self._stopped.wait(60)
+            return
+        self._forward(conn, request)
+
+    def _flaky(self, conn: socket.socket, request: Request, count: int) -> None:
+        """A healthy server behind a network that cuts one answer in eleven mid-body."""
+        if count % 11 == 5:
+            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 900\r\n\r\n{")
+            _abort(conn)
             return
         self._forward(conn, request)
 

@@ -182,3 +182,17 @@ def test_pytest_and_the_command_agree_that_an_unreachable_target_exits_3(tmp_pat
     )
     assert proc.returncode == 3, proc.stdout[-2000:]
     assert "the target could not be judged (exit 3): target unreachable" in proc.stdout
+
+
+def test_a_server_slow_everywhere_is_unresponsive_not_crashed() -> None:
+    """Nothing refused or reset: a timeout whose probe times out too is no finding against the server."""
+    from conformance.core.probing import ProbeFailure
+
+    health = TargetHealth(
+        probe=lambda url, timeout, **_: ProbeFailure("timeout", "nothing in time"), target_origins={"http://t"}
+    )
+    health.current_check = "a.py::test_one"
+    health.observe(_exchange("http://t/fhir/metadata", 200))
+    health.observe(_exchange("http://t/token", None, "timeout"))
+    assert health.outage is not None and health.outage.kind == "unresponsive"
+    assert health.outage.summary.startswith("target unresponsive since a.py::test_one")

@@ -20,9 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
-import httpx
-
-from conformance.core.deadline import deadline_transport, request_deadline
+from conformance.core.probing import ProbeFailure, is_gateway_silence, probe_origin
 from conformance.core.recording import Exchange
 
 NO_ANSWER = frozenset({"timeout", "connect", "protocol"})
@@ -66,6 +64,8 @@ class Outage:
     def summary(self) -> str:
         if self.kind == "unusable":
             return f"target unusable: no answer arrives whole ({self.exchange.error})"
+        if self.kind == "unresponsive":
+            return f"target unresponsive since {self.check or 'set-up'}: nothing answers within the timeout"
         if self.kind == "unreachable":
             if self.exchange.status is not None:
                 return f"target unreachable: {self.what_happened}"
@@ -73,54 +73,12 @@ class Outage:
         return f"target down since {self.check or 'set-up'}"
 
 
-GATEWAY_DOWN = frozenset({502, 504})
-"""Statuses a proxy or load balancer gives when the server behind it does not answer (503 counts without
-Retry-After; with it, 503 is the server asking the client to slow down, RFC 9110 §15.6.4)."""
-
-
-PROBE_BODY_BYTES = 1024 * 1024
-
-
-def is_gateway_silence(status: int | None, retry_after: str | None) -> bool:
-    return status in GATEWAY_DOWN or (status == 503 and not retry_after)
-
-
-def probe_origin(url: str, timeout: float, attempts: int = 2, pause: float = 0.5) -> str | None:
-    """None when the server answers anything at all (any status but a gateway's "no server behind me"), else
-    the last error. `url` is an origin (its root is asked) or a URL that answered well before."""
-    error = "no attempt"
-    target = url if urlsplit(url).path not in ("", "/") else url.rstrip("/") + "/"
-    for attempt in range(attempts):
-        if attempt:
-            time.sleep(pause)
-        try:
-            # An answer is a status and a body that arrives (the first MiB of it) within one total deadline, so a
-            # server that trickles its headers or its body counts as not answering.
-            with (
-                httpx.Client(transport=deadline_transport(verify=False), timeout=timeout, trust_env=False) as client,
-                request_deadline(timeout),
-                client.stream("GET", target) as response,
-            ):
-                status, retry_after = response.status_code, response.headers.get("retry-after")
-                received = 0
-                for chunk in response.iter_bytes():
-                    received += len(chunk)
-                    if received > PROBE_BODY_BYTES:
-                        break
-            if not is_gateway_silence(status, retry_after):
-                return None
-            error = f"HTTP {status} from {target} too"
-        except httpx.HTTPError as exc:
-            error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-    return error
-
-
 @dataclass
 class TargetHealth:
     """Watches the run's exchanges; `outage` is set once the target is gone."""
 
     probe_timeout: float = 5.0
-    probe: Callable[..., str | None] = probe_origin
+    probe: Callable[..., ProbeFailure | str | None] = probe_origin
     current_check: str | None = None
     outage: Outage | None = None
     answered: set[str] = field(default_factory=set)
@@ -157,11 +115,16 @@ class TargetHealth:
             error = self.probe(origin, self.probe_timeout, **patience)
             if error is None:
                 return
+            if exchange.failure == "timeout" and getattr(error, "kind", "connect") == "timeout":
+                # Slow everywhere is not a crash: nothing was refused or reset. The run cannot go on (every request
+                # would wait out its timeout), but the target is not failed for it: the checks are broken/not run.
+                self.outage = Outage("unresponsive", exchange, self.current_check, str(error), self.current_check)
+                return
             blamed, check = exchange, self.current_check
             if exchange.failure == "connect" and origin in self.last_answered:
                 # A refused connection never reached the server: it went away after the last request it answered.
                 blamed, check = self.last_answered[origin]
-            self.outage = Outage("crashed", blamed, check, error, self.current_check)
+            self.outage = Outage("crashed", blamed, check, str(error), self.current_check)
             return
         never_answered = origin in self.target_origins and not self.answered & self.target_origins
         if never_answered and (
@@ -183,4 +146,4 @@ class TargetHealth:
         if origin in self.target_origins and not self.answered & self.target_origins:
             error = self.probe(origin, self.probe_timeout)
             if error is not None:
-                self.outage = Outage("unreachable", exchange, self.current_check, error, self.current_check)
+                self.outage = Outage("unreachable", exchange, self.current_check, str(error), self.current_check)

@@ -27,6 +27,7 @@ import httpx
 from conformance.core.deadline import deadline_transport, request_deadline
 from conformance.core.outcomes import NoResponse
 from conformance.core.pacing import Pacer, RetryBudget, asks_to_slow_down
+from conformance.core.probing import ProbeFailure, probe_url
 from conformance.core.proxies import proxy_mounts
 
 FormData = Mapping[str, str] | Sequence[tuple[str, str]]
@@ -206,18 +207,16 @@ class HttpRecorder:
     def close(self) -> None:
         self._client.close()
 
-    def ping(self, url: str) -> str | None:
-        """None when `url` gives any HTTP answer (through the run's TLS and proxy settings), else why not.
+    def probe(self, url: str, attempts: int = 2, pause: float = 0.5) -> ProbeFailure | None:
+        """None when `url` answers, through the run's TLS and proxy settings and within its timeout.
 
-        Not recorded and not observed: waiting for a target that is still starting is not a finding."""
-        try:
-            with request_deadline(self.timeout):
-                self._client.get(url, headers=self.extra_headers).close()
-            return None
-        except httpx.HTTPError as exc:
-            return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-        except (httpx.InvalidURL, ValueError) as exc:
-            return f"invalid URL {url!r}: {exc}"
+        Not recorded, paced or counted: asking after the target's health is not evidence about its conformance."""
+        return probe_url(self._client, url, self.timeout, attempts, pause)
+
+    def ping(self, url: str) -> str | None:
+        """One probe: None when anything answers, else why not (waiting for a target that is still starting)."""
+        failure = self.probe(url, attempts=1)
+        return None if failure is None else failure.message
 
     def request(
         self,

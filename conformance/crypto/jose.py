@@ -9,6 +9,7 @@ confusion and hand-made garbage).
 from __future__ import annotations
 
 import base64
+import contextvars
 import hashlib
 import hmac
 import json
@@ -174,16 +175,23 @@ def jwks(keys: list[ClientKey]) -> dict[str, Any]:
     return {"keys": [k.public_jwk() for k in keys]}
 
 
-_signature_listeners: list[Callable[[str], None]] = []
+_signature_listeners: contextvars.ContextVar[tuple[Callable[[str], None], ...]] = contextvars.ContextVar(
+    "signature_listeners", default=()
+)
 
 
 def observe_signatures(listener: Callable[[str], None]) -> Callable[[], None]:
-    """Call `listener` with the signature of every JWT signed from now on; returns the function that stops it.
+    """Call `listener` with the signature of every JWT signed from now on in this thread (the suite's, not the
+    embedded reference server's, which signs on its own thread); returns the function that stops it.
 
     The redactor masks each one by value: a case that swaps a valid assertion's header for something that is not
     JSON leaves the real signature behind, and no JWT-shape rule would then recognise it."""
-    _signature_listeners.append(listener)
-    return lambda: _signature_listeners.remove(listener) if listener in _signature_listeners else None
+    _signature_listeners.set((*_signature_listeners.get(), listener))
+
+    def stop() -> None:
+        _signature_listeners.set(tuple(known for known in _signature_listeners.get() if known is not listener))
+
+    return stop
 
 
 def sign(
@@ -197,7 +205,7 @@ def sign(
         else:
             headers[name] = value
     token = jwt.encode(claims, key.private_key, algorithm=alg or key.alg, headers=headers)
-    for listener in list(_signature_listeners):
+    for listener in _signature_listeners.get():
         listener(token.rsplit(".", 1)[-1])
     return token
 

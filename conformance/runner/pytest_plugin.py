@@ -339,7 +339,9 @@ def target(request: pytest.FixtureRequest) -> Iterator[Target]:
     else:
         tgt = open_target(cfg)
     state.target = tgt
-    state.health.probe_timeout = min(cfg.timeout, 5.0)
+    state.health.probe_timeout = cfg.timeout
+    # Probes go through the run's own client: its proxy, TLS settings and total deadline.
+    state.health.probe = lambda url, timeout, attempts=2, pause=0.5: tgt.http.probe(url, attempts, pause)
     state.health.target_origins.add(origin_of(tgt.base_url))
     tgt.http.observers.append(state.health.observe)
     state.redactor = tgt.redactor
@@ -595,12 +597,16 @@ def _report_outage(
     assert outage is not None
     state.outage_reported = True
     exchange = outage.exchange
-    if outage.kind in ("unreachable", "unusable"):
+    if outage.kind in ("unreachable", "unusable", "unresponsive"):
         outcome = "broken"
-        what = "could not be reached" if outage.kind == "unreachable" else "gives no usable answer"
+        what = {
+            "unreachable": "could not be reached",
+            "unusable": "gives no usable answer",
+            "unresponsive": "stopped answering within the timeout (slow, not refused: not a finding against it)",
+        }[outage.kind]
+        rest = "no check was judged; " if outage.kind == "unreachable" else ""
         report.longrepr = redactor.text(
-            f"the target {what}: {outage.summary.split(': ', 1)[-1]}\n"
-            "  no check was judged; every later check is reported not-run"
+            f"the target {what}: {outage.summary.split(': ', 1)[-1]}\n  {rest}every later check is reported not-run"
         )
     else:
         outcome = "fail"
