@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 import socket
+import ssl
 import struct
 import threading
 import time
@@ -36,6 +37,7 @@ MODES = (
     "gateway-dies",
     "goes-slow",
     "flaky",
+    "untrusted-tls",
 )
 
 
@@ -73,6 +75,10 @@ class MisbehavingTarget:
         self._sock.listen(64)
         self.port = self._sock.getsockname()[1]
         self.origin = f"http://127.0.0.1:{self.port}"
+        self._tls: ssl.SSLContext | None = None
+        if self.mode == "untrusted-tls":
+            self._tls = _self_signed_context()
+            self.origin = f"https://127.0.0.1:{self.port}"
         threading.Thread(target=self._accept, daemon=True).start()
 
     def stop(self) -> None:
@@ -91,6 +97,8 @@ class MisbehavingTarget:
     def _serve(self, conn: socket.socket) -> None:
         try:
             conn.settimeout(30)
+            if self._tls is not None:
+                conn = self._tls.wrap_socket(conn, server_side=True)
             request = _read_request(conn)
             if request is None:
                 return
@@ -146,6 +154,10 @@ class MisbehavingTarget:
         conn.sendall(b"]")
 
     # --- modes that answer, badly ----------------------------------------------------------------------------
+
+    def _untrusted_tls(self, conn: socket.socket, request: Request, count: int) -> None:
+        """Reached only by a client that does not verify certificates: the suite verifies by default."""
+        _respond(conn, 200, b'{"resourceType": "CapabilityStatement"}', "application/json")
 
     def _http_500(self, conn: socket.socket, request: Request, count: int) -> None:
         _respond(conn, 500, b'{"error":"server_error"}', "application/json")
@@ -220,6 +232,43 @@ class MisbehavingTarget:
             if k.lower() not in ("content-length", "transfer-encoding", "connection", "content-encoding")
         ]
         _respond(conn, answer.status_code, answer.content, None, passed)
+
+
+def _self_signed_context() -> ssl.SSLContext:
+    """A TLS server context with a fresh self-signed certificate for 127.0.0.1 (trusted by no one)."""
+    import datetime
+    import ipaddress
+    import tempfile
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "untrusted.test")])
+    now = datetime.datetime.now(datetime.UTC)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False)
+        .sign(key, hashes.SHA256())
+    )
+    with tempfile.NamedTemporaryFile("wb", suffix=".pem", delete=False) as pem:
+        pem.write(certificate.public_bytes(serialization.Encoding.PEM))
+        pem.write(
+            key.private_bytes(
+                serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+            )
+        )
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(pem.name)
+    return context
 
 
 def _read_request(conn: socket.socket) -> Request | None:

@@ -39,13 +39,28 @@ def unusable_keys(keys: Sequence[ClientKey], advertised: Any, source: str) -> st
 
 
 def silent_token_url(http: HttpRecorder, token_url: str | None, where: str) -> str | None:
-    """A problem when the token URL gives no HTTP answer at all (any status, even 401, is an answer)."""
+    """A problem when the token URL gives no HTTP answer at all (any status, even 401 or 405, is an answer)."""
     if not token_url:
         return None
     exchange = http.request("POST", token_url, purpose="preflight: does the token URL answer?", form={})
     if exchange.status is not None or exchange.failure not in SILENT:
         return None  # it answered, or the URL itself is wrong: that is the server's to answer for, checks judge it
-    return f"credentials unusable: the token URL {token_url} ({where}) does not answer: {exchange.error}"
+    return f"cannot use the token URL {token_url} ({where}): {exchange.error}"
+
+
+def unusable_connection(exchange: Exchange) -> str | None:
+    """A problem when the first request failed for a reason on our side of the connection (an untrusted TLS
+    certificate): every check would be broken the same way, so the run stops with that one line instead."""
+    if exchange.failure == "tls":
+        return f"cannot judge the target: {exchange.error}"
+    return None
+
+
+def token_url_of(target_token_url: str | None, discovered: Any, source: str) -> tuple[str | None, str]:
+    """The token URL the checks will use (the discovered one; the configured one when discovery names none)."""
+    if isinstance(discovered, str) and discovered:
+        return discovered, f"token_endpoint in {source}"
+    return target_token_url, "target.token_url"
 
 
 def smart_configuration(http: HttpRecorder, base_url: str) -> tuple[Exchange, dict[str, Any]]:

@@ -91,15 +91,15 @@ def serve_banner(server: MockServer, options: ServeOptions, registered: list[str
 
 
 def preflight_check(target: Target) -> str | None:
-    """The token URL (configured, else from discovery) answers."""
-    token_url, where = target.config.token_url, "target.token_url"
-    if token_url is None:
-        exchange, body = preflight.smart_configuration(target.http, target.base_url)
-        if exchange.status is None:
-            return None  # unreachable: the outage watcher reports it
-        found = body.get("token_endpoint")
-        token_url = found if isinstance(found, str) else None
-        where = "token_endpoint in .well-known/smart-configuration"
+    """The token URL the checks will use (from discovery, else the configured one) answers."""
+    exchange, body = preflight.smart_configuration(target.http, target.base_url)
+    if exchange.status is None:
+        problem = preflight.unusable_connection(exchange)
+        if problem is not None or target.config.token_url is None:
+            return problem  # unreachable: the outage watcher reports it
+    token_url, where = preflight.token_url_of(
+        target.config.token_url, body.get("token_endpoint"), ".well-known/smart-configuration"
+    )
     return preflight.silent_token_url(target.http, token_url, where)
 
 
@@ -115,6 +115,7 @@ PROFILE = Profile(
     client_auth="client_secret_basic",
     needs=ConfigNeeds(client_id=True, client_secret=True),
     probe_token=probe_token,
+    preflight=preflight_check,
     serve_banner=serve_banner,
     secret_client=secret_client,
 )

@@ -134,15 +134,16 @@ def preflight_check(target: Target) -> str | None:
     """A configured key with an algorithm the server advertises, and a token URL that answers."""
     exchange, body = preflight.smart_configuration(target.http, target.base_url)
     if exchange.status is None:
-        return None  # unreachable: the outage watcher reports it
+        return preflight.unusable_connection(exchange)  # unreachable: the outage watcher reports it
     problem = preflight.unusable_keys(
         target.config.keys,
         body.get("token_endpoint_auth_signing_alg_values_supported"),
         "token_endpoint_auth_signing_alg_values_supported in .well-known/smart-configuration",
     )
-    token_url = target.config.token_url or body.get("token_endpoint")
-    where = "target.token_url" if target.config.token_url else "token_endpoint in .well-known/smart-configuration"
-    return problem or preflight.silent_token_url(target.http, token_url if isinstance(token_url, str) else None, where)
+    token_url, where = preflight.token_url_of(
+        target.config.token_url, body.get("token_endpoint"), ".well-known/smart-configuration"
+    )
+    return problem or preflight.silent_token_url(target.http, token_url, where)
 
 
 PROFILE = Profile(

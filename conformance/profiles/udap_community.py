@@ -165,11 +165,17 @@ def serve_banner(server: MockServer, options: ServeOptions, registered: list[str
 
 
 def preflight_check(target: Target) -> str | None:
-    """The UDAP metadata names a token endpoint, and it answers."""
+    """The UDAP metadata lists RS256 among the token endpoint's signing algorithms (the suite signs its x5c
+    assertions with it; UDAP makes RS256 mandatory to support), and its token endpoint answers."""
     exchange = udap.get_udap_metadata(target.http, target.base_url, purpose="preflight: read UDAP metadata")
     if exchange.status is None:
-        return None  # unreachable: the outage watcher reports it
-    found = (exchange.json_object() or {}).get("token_endpoint")
-    token_url = target.config.token_url or (found if isinstance(found, str) else None)
-    where = "target.token_url" if target.config.token_url else "token_endpoint in .well-known/udap"
+        return preflight.unusable_connection(exchange)  # unreachable: the outage watcher reports it
+    body = exchange.json_object() or {}
+    algorithms = body.get("token_endpoint_auth_signing_alg_values_supported")
+    if isinstance(algorithms, list) and algorithms and "RS256" not in algorithms:
+        return (
+            "credentials unusable: the UDAP metadata's token_endpoint_auth_signing_alg_values_supported lists "
+            f"{', '.join(str(a) for a in algorithms)}, not RS256, the algorithm the suite signs with"
+        )
+    token_url, where = preflight.token_url_of(target.config.token_url, body.get("token_endpoint"), ".well-known/udap")
     return preflight.silent_token_url(target.http, token_url, where)
