@@ -32,11 +32,19 @@ def proxy_settings(explicit: str | None, environ: Mapping[str, str] | None = Non
     bypass = [entry.strip() for entry in found.pop("no", "").split(",") if entry.strip()]
     if "*" in bypass:
         return {}, []
-    proxies = {scheme: found[scheme] for scheme in ("http", "https") if found.get(scheme)}
+    proxies = {scheme: with_scheme(found[scheme]) for scheme in ("http", "https") if found.get(scheme)}
     for scheme in ("http", "https"):
         if scheme not in proxies and found.get("all"):
-            proxies[scheme] = found["all"]
+            proxies[scheme] = with_scheme(found["all"])
     return proxies, bypass
+
+
+ENVIRONMENT_NAMES = ("https_proxy", "HTTPS_PROXY", "http_proxy", "HTTP_PROXY", "all_proxy", "ALL_PROXY")
+
+
+def with_scheme(url: str) -> str:
+    """`proxy.corp:3128` means http://proxy.corp:3128, as curl and httpx read it."""
+    return url if "://" in url else f"http://{url}"
 
 
 def _from(environ: Mapping[str, str]) -> dict[str, str]:
@@ -51,13 +59,15 @@ def _from(environ: Mapping[str, str]) -> dict[str, str]:
 
 
 def _bypass_pattern(entry: str) -> str:
+    """A NO_PROXY entry as an httpx mount pattern: a host matches itself and its subdomains (`example.com`,
+    `.example.com` and `*.example.com` alike), an IP address only itself. CIDR ranges are not supported."""
     if "://" in entry:
         return entry
-    host = entry.lstrip(".")
+    host = entry.lstrip("*").lstrip(".")
     try:
         address = ipaddress.ip_address(host.strip("[]"))
     except ValueError:
-        return f"all://*{host}" if "." in host else f"all://{host}"
+        return f"all://*{host}"
     return f"all://[{address}]" if address.version == 6 else f"all://{address}"
 
 

@@ -337,10 +337,13 @@ def command_run(args: argparse.Namespace) -> int:
     if code == pytest.ExitCode.NO_TESTS_COLLECTED:
         print("conformance: error: no checks were selected", file=sys.stderr)
         return EXIT_USAGE
-    if code == pytest.ExitCode.INTERRUPTED:
+    if code == EXIT_INTERRUPTED:
         return EXIT_INTERRUPTED
-    if code == pytest.ExitCode.USAGE_ERROR:
+    if code in (pytest.ExitCode.USAGE_ERROR, EXIT_USAGE):
+        # The plugin ends a misconfigured run with 2 (its Ctrl-C is 130): both are usage errors here.
         return EXIT_USAGE
+    if code == EXIT_UNJUDGED and not (reports / "results.json").exists():
+        print("conformance: error: the suite itself failed (INTERNALERROR above); please report it", file=sys.stderr)
     return EXIT_UNJUDGED
 
 

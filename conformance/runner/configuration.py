@@ -318,6 +318,35 @@ def _coerce(key: str, value: Any, raw: _Values) -> Any:
     raise AssertionError(kind)
 
 
+def _check_environment_proxies(environ: Mapping[str, str]) -> None:
+    """Proxy variables are configuration too: a bad one would break every request, so it is an error up front."""
+    from conformance.core.proxies import ENVIRONMENT_NAMES, with_scheme
+
+    for name in ENVIRONMENT_NAMES:
+        value = environ.get(name)
+        if not value:
+            continue
+        url = with_scheme(value.strip())
+        try:
+            parts = urlsplit(url)
+            port, host = parts.port, parts.hostname
+        except ValueError as exc:
+            raise ConfigError(f"environment variable {name} is not a valid proxy URL ({exc}): {value!r}") from None
+        if parts.scheme not in URL_OPTIONS["http.proxy"] or not host or port == 0:
+            raise ConfigError(
+                f"environment variable {name} must be an http://, https:// or socks5:// proxy URL with a host, "
+                f'got {value!r} (set http.proxy = "none" or --proxy none to ignore it)'
+            )
+        _check_proxy_support(url, f"environment variable {name}")
+
+
+def _check_proxy_support(url: str, where: str) -> None:
+    import importlib.util
+
+    if url.lower().startswith("socks") and importlib.util.find_spec("socksio") is None:
+        raise ConfigError(f"{where} is a SOCKS proxy ({url.split('://')[0]}://), which needs the socksio package")
+
+
 def _within(key: str, number: float, where: str) -> float:
     low, high, unit = LIMITS.get(key, (0, math.inf, ""))
     if not low <= number <= high:
@@ -417,6 +446,10 @@ def _build(raw: _Values, source: str, environ: Mapping[str, str]) -> TargetConfi
     for key in URL_OPTIONS:
         if v[key] is not None and not (key == "http.proxy" and v[key].lower() in ("none", "off", "direct")):
             _check_url(key, v[key], raw)
+    if v["http.proxy"] is None:
+        _check_environment_proxies(environ)
+    elif v["http.proxy"].lower() not in ("none", "off", "direct"):
+        _check_proxy_support(v["http.proxy"], raw.where("http.proxy"))
     base_url = v["target.base_url"]
     if base_url is not None:
         base_url = base_url.rstrip("/")

@@ -39,7 +39,7 @@ from conformance.core.redaction import Redactor, activate
 from conformance.flows.target import Target
 from conformance.profiles import registry as profiles
 from conformance.runner.configuration import flag_names, load_config
-from conformance.runner.verdict import Verdict, verdict
+from conformance.runner.verdict import EXIT_INTERRUPTED, Verdict, verdict
 
 CURL_SHOWN = 600
 LEVEL_MARKERS = {Level.SHALL: "shall", Level.SHOULD: "should", Level.MAY: "may", Level.DE_FACTO: "de_facto"}
@@ -272,6 +272,33 @@ def applies_to(item: pytest.Item, profile: profiles.Profile) -> bool:
         return False
     marker = item.get_closest_marker("profiles")
     return marker is None or profile.name in marker.args
+
+
+def _runs_the_suites(config: pytest.Config) -> bool:
+    """Whether the session's paths include the conformance suites (not, say, a project's own tests)."""
+    import suites
+
+    home = Path(suites.__file__).resolve().parent
+    for arg in config.args or ["."]:
+        path = Path(config.invocation_params.dir, arg.split("::")[0]).resolve()
+        if path == home or home in path.parents or path in home.parents:
+            return True
+    return False
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Under xdist only workers collect: the controller stops a misconfigured run here, with its one line."""
+    state = _state(session.config)
+    if state.config_error and not hasattr(session.config, "workerinput") and _runs_the_suites(session.config):
+        pytest.exit(f"configuration error: {state.config_error}", returncode=2)
+
+
+def pytest_keyboard_interrupt(excinfo: pytest.ExceptionInfo[BaseException]) -> None:
+    """Ctrl-C: the run ends with 130, as `conformance run` does (pytest's own code, 2, is the usage code here)."""
+    _interrupted.append(True)
+
+
+_interrupted: list[bool] = []
 
 
 def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -781,6 +808,8 @@ class ResultCollector:
         state = _state(session.config)
         if hasattr(session.config, "workerinput"):
             return
+        if _interrupted and (state.results or _runs_the_suites(session.config)):
+            session.exitstatus = EXIT_INTERRUPTED
         self._one_outage()
         self._decide(session)
         if state.results_path is None:
