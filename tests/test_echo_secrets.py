@@ -11,15 +11,18 @@ private keys from the key directory) plus anything shaped like a signed JWT.
 
 from __future__ import annotations
 
+import base64
+import html
+import json
 import re
 import sqlite3
 import subprocess
 import sys
 from pathlib import Path
+from urllib.parse import quote, quote_plus
 
 import pytest
 
-from conformance.core.redaction import encodings
 from conformance.crypto.jose import load_key
 from conformance.profiles import registry as profiles
 
@@ -29,10 +32,22 @@ SIGNED_JWT = re.compile(r"[A-Za-z0-9_-]{10,}\.eyJ[A-Za-z0-9_-]*\.[A-Za-z0-9_-]{4
 PRIVATE_PEM = re.compile(r"PRIVATE KEY-----\s*[A-Za-z0-9+/=]{20,}")
 
 
+def _renderings(secret: str) -> set[str]:
+    """How a target may echo a secret: as sent (form- or percent-encoded, base64 in a Basic header) and as its
+    own encoder writes it (JSON with or without escaped slashes, HTML). Written out here, independently of the
+    redactor's own list, so that a rendering the redactor forgets shows up as a leak."""
+    raw = secret.encode()
+    forms = {secret, quote_plus(secret), quote(secret, safe=""), html.escape(secret)}
+    forms |= {json.dumps(secret)[1:-1], json.dumps(secret, ensure_ascii=False)[1:-1]}
+    for encoded in (base64.b64encode(raw).decode(), base64.urlsafe_b64encode(raw).decode()):
+        forms |= {encoded, encoded.rstrip("=")}
+    return forms | {form.replace("/", "\\/") for form in forms}
+
+
 def _windows(secret: str) -> set[str]:
-    """Fragments of the secret in every encoding the suite may send it in (form, percent, base64, JSON, HTML)."""
+    """Fragments of the secret in every rendering: a leak of any of them counts."""
     found: set[str] = set()
-    for form in encodings(secret):
+    for form in _renderings(secret):
         if len(form) <= WINDOW:
             found.add(form)
         else:
@@ -48,6 +63,10 @@ def _planted(database: Path, keys: Path) -> dict[str, str]:
             found.update(dict.fromkeys(_windows(token), "an access token"))
         for client_id, secret in db.execute("select client_id, secret from clients where secret is not null"):
             found.update(dict.fromkeys(_windows(secret), f"the secret of {client_id}"))
+            # HTTP Basic: base64 of id:secret, each form-urlencoded first (RFC 6749 §2.3.1) or not.
+            for pair in (f"{quote_plus(client_id)}:{quote_plus(secret)}", f"{client_id}:{secret}"):
+                basic = base64.b64encode(pair.encode()).decode()
+                found.update(dict.fromkeys(_windows(basic), f"the Basic credential of {client_id}"))
     for pem in keys.glob("*.pem"):
         key = load_key(pem)
         for secret in key.secret_strings():

@@ -3,8 +3,8 @@ outcome class and exit code, and sends no credential to a redirect host.
 
 The bound (README, "How long a run can take"): a target that never answers is
 found unreachable on the first request, which costs one request timeout plus the
-probe (three attempts, each at most one timeout, one second apart), so with
---timeout 2 a run ends in well under 20 s; every later check is not run.
+probe (three attempts, each at most one timeout, one second apart); every later check
+is not run. With --timeout 2 every run here ends within BOUND, start-up included.
 """
 
 from __future__ import annotations

@@ -95,7 +95,7 @@ def deadline_transport(**options: typing.Any) -> httpx.HTTPTransport:
     """An httpx transport (direct or through a proxy) whose sockets honour `request_deadline`.
 
     httpx offers no way to pass a network backend, so the transport's connection pool gets it before its first
-    connection; tests/test_deadline.py fails if a new httpx or httpcore moves that attribute."""
+    connection; tests/test_pacing.py (a server trickling its headers) fails if a new httpx or httpcore moves it."""
     transport = httpx.HTTPTransport(**options)
     pool = transport._pool
     if not isinstance(getattr(pool, "_network_backend", None), httpcore.NetworkBackend):

@@ -145,6 +145,14 @@ def _same_origin(a: str, b: str) -> bool:
     return (pa.scheme, pa.hostname, pa.port) == (pb.scheme, pb.hostname, pb.port)
 
 
+PROXY_REFUSED = (
+    "the proxy refused the request (HTTP 407 or a failed CONNECT): give its credentials in http.proxy or "
+    "HTTPS_PROXY (http://user:password@host:port), or set --proxy none if the target needs no proxy"
+)
+UNANSWERED = frozenset({"timeout", "connect", "protocol", "truncated", "rate-limited", "tls", "proxy"})
+"""Failure kinds where the network or the target gave nothing to judge (not the suite's own choice, such as a
+redirect it refused to follow)."""
+
 EVIDENCE_KEPT = 64 * 1024
 """Bytes of an unusable (truncated or cut-off) body kept as evidence; the rest is dropped at once."""
 
@@ -321,6 +329,11 @@ class HttpRecorder:
                                 headers = [(k, v) for k, v in headers if k.lower() in _CROSS_ORIGIN_HEADERS]
                             url = target
                             continue
+                        if response.status_code == 407:
+                            # The proxy's answer, not the target's: never judged as the server's.
+                            exchange.error = PROXY_REFUSED
+                            exchange.failure = "proxy"
+                            break
                         exchange.status = response.status_code
                         exchange.received_at = time.time()
                         exchange.response_headers = list(response.headers.multi_items())
@@ -333,6 +346,9 @@ class HttpRecorder:
                     exchange.failure = "redirect"
         except _Incomplete as exc:
             self._unusable(exchange, exc.kind, str(exc))
+        except httpx.ProxyError as exc:
+            exchange.error = f"{PROXY_REFUSED} ({exc})"
+            exchange.failure = "proxy"
         except httpx.TimeoutException:
             self._unusable(exchange, "timeout", f"no complete answer within {self.timeout:g} s")
         except httpx.ConnectError as exc:

@@ -34,6 +34,11 @@ JWK_PRIVATE_MEMBERS = frozenset({"d", "p", "q", "dp", "dq", "qi", "k", "oth"})
 
 _JWT_RE = re.compile(r"\b([A-Za-z0-9_-]{10,})\.([A-Za-z0-9_-]{2,}\.)([A-Za-z0-9_-]{8,})")
 _CREDENTIAL_RE = re.compile(r"\b(Basic|Bearer)\s+([A-Za-z0-9+/=._~-]{8,})", re.IGNORECASE)
+_TEXT_SECRET_NAMES = "|".join(sorted(SECRET_FIELDS - {"code"}))
+"""Secret names looked for in free text (not `code`, which is also an OperationOutcome issue's member)."""
+_SECRET_MEMBER_RE = re.compile(r'("(?:' + _TEXT_SECRET_NAMES + r')"\s*:\s*")([^"\\]{4,})', re.IGNORECASE)
+"""A secret JSON member in text that does not parse (a body cut off mid-way): its value is masked all the same."""
+_SECRET_PAIR_RE = re.compile(r"\b((?:" + _TEXT_SECRET_NAMES + r")=)([^&\s\"]{4,})", re.IGNORECASE)
 _PEM_PRIVATE_RE = re.compile(r"-----BEGIN ([A-Z ]*)PRIVATE KEY-----.*?-----END \1PRIVATE KEY-----", re.DOTALL)
 
 
@@ -72,6 +77,8 @@ class Redactor:
                 value = value.replace(secret, MASK)
         value = _PEM_PRIVATE_RE.sub(f"-----BEGIN PRIVATE KEY-----{MASK}-----END PRIVATE KEY-----", value)
         value = _CREDENTIAL_RE.sub(lambda m: f"{m.group(1)} {MASK}", value)
+        value = _SECRET_MEMBER_RE.sub(lambda m: f"{m.group(1)}{MASK}", value)
+        value = _SECRET_PAIR_RE.sub(lambda m: f"{m.group(1)}{MASK}", value)
         return _JWT_RE.sub(_mask_jwt_match, value)
 
     def header(self, name: str, value: str) -> str:
@@ -148,7 +155,8 @@ def encodings(value: str) -> set[str]:
     for encoded in (base64.b64encode(raw), base64.urlsafe_b64encode(raw)):
         text = encoded.decode("ascii")
         forms |= {text, text.rstrip("=")}
-    return forms
+    # JSON encoders that escape "/" (PHP's default) echo base64 and secrets as "ab\/cd".
+    return forms | {form.replace("/", "\\/") for form in forms if "/" in form}
 
 
 def _mask_jwt_match(match: re.Match[str]) -> str:

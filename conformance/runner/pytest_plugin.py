@@ -29,12 +29,13 @@ from conformance.core.health import TargetHealth, origin_of
 from conformance.core.outcomes import (
     CheckFailure,
     ConformanceOutcome,
+    NoResponse,
     NotApplicable,
     PreconditionFailed,
     SpecWarning,
     collecting_notes,
 )
-from conformance.core.recording import Exchange, capturing
+from conformance.core.recording import UNANSWERED, Exchange, capturing
 from conformance.core.redaction import Redactor, activate
 from conformance.flows.target import Target
 from conformance.profiles import registry as profiles
@@ -182,6 +183,8 @@ def pytest_configure(config: pytest.Config) -> None:
         error = str(exc)
         mock_settings = {}
     results = config.getoption("conformance_results")
+    if results and error is None:
+        error = _unwritable(Path(results), "--conformance-results")
     keys_dir = config.getoption("embedded_keys")
     config.stash[config_key] = PluginState(
         target_config=target_config,
@@ -364,7 +367,7 @@ def target(request: pytest.FixtureRequest) -> Iterator[Target]:
             mock_settings=state.mock_settings,
         )
     else:
-        tgt = open_target(cfg)
+        tgt = open_target(_share_of_the_limits(cfg))
     state.target = tgt
     state.health.probe_timeout = cfg.timeout
     # Probes go through the run's own client: its proxy, TLS settings and total deadline.
@@ -379,6 +382,32 @@ def target(request: pytest.FixtureRequest) -> Iterator[Target]:
         yield tgt
     finally:
         tgt.close()
+
+
+def _unwritable(path: Path, option: str) -> str | None:
+    """Why the results file could not be written at the end of the run (found now, before any check runs)."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        return f"{option} {path}: its directory cannot be created ({exc.strerror or exc})"
+    if path.is_dir():
+        return f"{option} {path} is a directory; name a file"
+    return None
+
+
+def _share_of_the_limits(cfg: TargetConfig) -> TargetConfig:
+    """Under xdist each worker sends on its own: --max-rps and the retry budget are split between them, so the
+    target sees at most what the user allowed for the whole run."""
+    import dataclasses
+
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1") or 1)
+    if workers <= 1:
+        return cfg
+    return dataclasses.replace(
+        cfg,
+        max_rps=cfg.max_rps / workers if cfg.max_rps else None,
+        retry_budget=cfg.retry_budget / workers,
+    )
 
 
 def _before_the_checks(state: PluginState, tgt: Target) -> None:
@@ -486,12 +515,22 @@ def pytest_runtest_setup(item: pytest.Item) -> Generator[None, None, None]:
         pytest.skip(f"not run: {state.preflight_error}")
     state.health.current_check = check_id(item)
     item.stash[sent_key] = _traffic(state)
-    try:
-        return (yield)
-    except NotApplicable as exc:
-        pytest.skip(f"not applicable: {redactor.text(str(exc))}")
-    except PreconditionFailed as exc:
-        pytest.skip(f"precondition: {redactor.text(str(exc))}")
+    with capturing() as captured:
+        try:
+            return (yield)
+        except NotApplicable as exc:
+            pytest.skip(f"not applicable: {redactor.text(str(exc))}")
+        except PreconditionFailed as exc:
+            _unanswered_behind(exc, captured)
+            pytest.skip(f"precondition: {redactor.text(str(exc))}")
+
+
+def _unanswered_behind(precondition: PreconditionFailed, captured: list[Exchange]) -> None:
+    """A precondition that failed because a request got no answer is broken with that cause, not a skip: the
+    user must see the timeout or reset, not only "no token"."""
+    unanswered = next((e for e in captured if e.status is None and e.failure in UNANSWERED), None)
+    if unanswered is not None:
+        raise NoResponse(f"{unanswered.error} (so: {precondition})", unanswered) from None
 
 
 @pytest.hookimpl(wrapper=True)
@@ -519,6 +558,7 @@ def pytest_runtest_call(item: pytest.Item) -> Generator[None, None, None]:
         except NotApplicable as exc:
             pytest.skip(f"not applicable: {redactor.text(str(exc))}")
         except PreconditionFailed as exc:
+            _unanswered_behind(exc, captured)
             pytest.skip(f"precondition: {redactor.text(str(exc))}")
         finally:
             state.notes = list(notes.items)
