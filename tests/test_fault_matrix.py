@@ -14,6 +14,7 @@ import pytest
 
 from conformance.mock.faults import FAULTS
 from conformance.runner.fault_coverage import coverage, run_profile
+from conformance.runner.verdict import verdict
 from tests.conftest import SUITES, SuiteWorker, run_suites
 
 KILLED = ("fail", "warning")
@@ -53,9 +54,10 @@ def test_fault_kills_exactly_its_checks(
     assert not survivors and not collateral, (
         f"fault {fault}: listed checks that did not fail: {survivors}; unlisted checks that failed: {collateral}"
     )
-    # A fault that takes the server down leaves the rest unjudged: exit 3 (conformance.runner.verdict).
-    down = any(r.get("outage_at") for r in results.values())
-    assert proc.returncode == (3 if down else 1 if any(results[c]["outcome"] == "fail" for c in listed) else 0)
+    # The exit code follows the outcomes (conformance.runner.verdict): a fault that takes the server down, or one
+    # that leaves most checks unjudged, ends 3; a failed check 1.
+    outage = next((r["message"] for r in results.values() if r.get("outage_at")), None)
+    assert proc.returncode == verdict(results.values(), outage=outage).code
 
 
 def test_every_check_is_killed_by_some_fault() -> None:
