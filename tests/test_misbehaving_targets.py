@@ -41,8 +41,8 @@ class Expected:
     """Outcome classes that must each appear."""
     never: frozenset[str] = frozenset()
     """Outcome classes that must not appear."""
-    says: str = ""
-    """Text the console must show."""
+    says: str | tuple[str, ...] = ""
+    """Text the console must show (one of them, for a tuple)."""
 
 
 UNREACHABLE = Expected(3, frozenset({"broken", "not-run"}), frozenset({"fail", "pass"}), "target unreachable")
@@ -55,7 +55,10 @@ EXPECTED = {
     "http-500": Expected(1, frozenset({"fail"}), frozenset({"broken"})),
     "html": Expected(1, frozenset({"fail"}), frozenset({"broken"})),
     "bad-json": Expected(1, frozenset({"fail"}), frozenset({"broken"})),
-    "huge": Expected(3, frozenset({"broken", "not-run"}), frozenset({"fail", "pass"}), "http.max_body_bytes"),
+    # On a loaded machine 50 MB may not even reach the size limit before the deadline: either cause is honest.
+    "huge": Expected(
+        3, frozenset({"broken", "not-run"}), frozenset({"fail", "pass"}), ("http.max_body_bytes", "within 2 s")
+    ),
     "redirect-elsewhere": Expected(1, frozenset({"fail"})),
     "echo": Expected(1, frozenset({"fail"})),
     "rate-limited": Expected(0, frozenset({"pass"}), frozenset({"fail", "broken"})),
@@ -146,7 +149,8 @@ def test_a_misbehaving_target_gets_an_honest_bounded_run(
     assert proc.returncode == expected.exit_code, f"{mode}: exit {proc.returncode}, {outcomes}\n{output[-2500:]}"
     assert expected.outcomes <= set(outcomes), f"{mode}: {outcomes}"
     assert not expected.never & set(outcomes), f"{mode}: {outcomes}"
-    assert expected.says in output, f"{mode}: {output[-2500:]}"
+    says = (expected.says,) if isinstance(expected.says, str) else expected.says
+    assert any(text in output for text in says), f"{mode}: {output[-2500:]}"
     if not expected.outcomes & {"pass", "fail"}:
         # Nothing could be judged: a handful of lines, not one traceback per check.
         assert len(output.splitlines()) < 60, f"{mode}: {len(output.splitlines())} console lines"
