@@ -370,7 +370,9 @@ class HttpRecorder:
         """No answer to judge. When headers had arrived, say so, and keep only a slice of the body as evidence."""
         if exchange.status is not None:
             received = len(exchange.response_body)
-            cause = f"HTTP {exchange.status} headers arrived from {exchange.url}, then {cause} ({received} body bytes)"
+            cause = (
+                f"HTTP {exchange.status} headers arrived from {exchange.url}, then {cause} ({received} body bytes kept)"
+            )
             exchange.partial_status = exchange.status
             exchange.truncated = True
             exchange.response_body = exchange.response_body[:EVIDENCE_KEPT]
@@ -381,21 +383,22 @@ class HttpRecorder:
         exchange.failure = kind
 
     def _read_body(self, response: httpx.Response, exchange: Exchange) -> None:
-        """Read the body into the exchange; what arrived stays there even when the read fails half-way."""
-        chunks: list[bytes] = []
-        size = 0
+        """Read the body into the exchange; what arrived stays there even when the read fails half-way. A body
+        over the limit keeps only its first EVIDENCE_KEPT bytes, at once (it is never judged)."""
+        body = bytearray()
         try:
             for chunk in response.iter_bytes():
-                chunks.append(chunk)
-                size += len(chunk)
-                if size > self.max_body_bytes:
+                body += chunk
+                if len(body) > self.max_body_bytes:
+                    received = len(body)
+                    del body[EVIDENCE_KEPT:]
                     raise _Incomplete(
                         "truncated",
                         f"the body exceeded http.max_body_bytes ({self.max_body_bytes} bytes), so it was not read "
-                        "to the end and is not judged",
+                        f"to the end and is not judged ({received} bytes received)",
                     )
         finally:
-            exchange.response_body = b"".join(chunks)
+            exchange.response_body = bytes(body)
 
 
 def _was_reset(exc: BaseException) -> bool:
