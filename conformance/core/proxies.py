@@ -43,7 +43,8 @@ ENVIRONMENT_NAMES = ("https_proxy", "HTTPS_PROXY", "http_proxy", "HTTP_PROXY", "
 
 
 def with_scheme(url: str) -> str:
-    """`proxy.corp:3128` means http://proxy.corp:3128, as curl and httpx read it."""
+    """`proxy.corp:3128` means http://proxy.corp:3128, as curl and httpx read it (surrounding spaces dropped)."""
+    url = url.strip()
     return url if "://" in url else f"http://{url}"
 
 
@@ -63,6 +64,10 @@ def _bypass_pattern(entry: str) -> str:
     `.example.com` and `*.example.com` alike), an IP address only itself. CIDR ranges are not supported."""
     if "://" in entry:
         return entry
+    if entry.startswith("["):  # [v6] or [v6]:port
+        entry = entry[1 : entry.find("]")] if "]" in entry else entry.strip("[")
+    elif entry.count(":") == 1:  # host:port
+        entry = entry.split(":")[0]
     host = entry.lstrip("*").lstrip(".")
     try:
         address = ipaddress.ip_address(host.strip("[]"))
@@ -82,7 +87,8 @@ def proxy_mounts(
         f"{scheme}://": make_transport(url) for scheme, url in proxies.items()
     }
     for entry in bypass:
-        mounts[_bypass_pattern(entry)] = None
+        if "/" not in entry:  # CIDR ranges cannot be expressed as mount patterns: documented as unsupported
+            mounts[_bypass_pattern(entry)] = None
     if explicit is None:
         for pattern in LOOPBACK_PATTERNS:
             mounts[pattern] = None

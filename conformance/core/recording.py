@@ -347,8 +347,13 @@ class HttpRecorder:
         except _Incomplete as exc:
             self._unusable(exchange, exc.kind, str(exc))
         except httpx.ProxyError as exc:
-            exchange.error = f"{PROXY_REFUSED} ({exc})"
-            exchange.failure = "proxy"
+            if "407" in str(exc):
+                exchange.error = f"{PROXY_REFUSED} ({exc})"
+                exchange.failure = "proxy"
+            else:
+                # The proxy could not reach the target (CONNECT 502/503/504): the target's silence, probed as such.
+                exchange.error = f"the proxy could not reach {exchange.url}: {exc}"
+                exchange.failure = "connect"
         except httpx.TimeoutException:
             self._unusable(exchange, "timeout", f"no complete answer within {self.timeout:g} s")
         except httpx.ConnectError as exc:

@@ -36,7 +36,7 @@ _JWT_RE = re.compile(r"\b([A-Za-z0-9_-]{10,})\.([A-Za-z0-9_-]{2,}\.)([A-Za-z0-9_
 _CREDENTIAL_RE = re.compile(r"\b(Basic|Bearer)\s+([A-Za-z0-9+/=._~-]{8,})", re.IGNORECASE)
 _TEXT_SECRET_NAMES = "|".join(sorted(SECRET_FIELDS - {"code"}))
 """Secret names looked for in free text (not `code`, which is also an OperationOutcome issue's member)."""
-_SECRET_MEMBER_RE = re.compile(r'("(?:' + _TEXT_SECRET_NAMES + r')"\s*:\s*")([^"\\]{4,})', re.IGNORECASE)
+_SECRET_MEMBER_RE = re.compile(r'("(?:' + _TEXT_SECRET_NAMES + r')"\s*:\s*")((?:[^"\\]|\\.){4,}\\?)', re.IGNORECASE)
 """A secret JSON member in text that does not parse (a body cut off mid-way): its value is masked all the same."""
 _SECRET_PAIR_RE = re.compile(r"\b((?:" + _TEXT_SECRET_NAMES + r")=)([^&\s\"]{4,})", re.IGNORECASE)
 _PEM_PRIVATE_RE = re.compile(r"-----BEGIN ([A-Z ]*)PRIVATE KEY-----.*?-----END \1PRIVATE KEY-----", re.DOTALL)

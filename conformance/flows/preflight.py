@@ -56,10 +56,12 @@ def unusable_connection(exchange: Exchange) -> str | None:
     return None
 
 
-def token_url_of(target_token_url: str | None, discovered: Any, source: str) -> tuple[str | None, str]:
-    """The token URL the checks will use (the discovered one; the configured one when discovery names none)."""
-    if isinstance(discovered, str) and discovered:
-        return discovered, f"token_endpoint in {source}"
+def token_url_of(base_url: str, target_token_url: str | None, discovered: Any, source: str) -> tuple[str | None, str]:
+    """The token URL the checks will use: the discovered one resolved as they resolve it, else the configured
+    one. A discovered value that does not resolve is the checks' to judge, not a reason to stop."""
+    resolved = discovery.resolve(base_url, discovered) if isinstance(discovered, str) and discovered else None
+    if resolved:
+        return resolved, f"token_endpoint in {source}"
     return target_token_url, "target.token_url"
 
 

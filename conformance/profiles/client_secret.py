@@ -98,7 +98,7 @@ def preflight_check(target: Target) -> str | None:
         if problem is not None or target.config.token_url is None:
             return problem  # unreachable: the outage watcher reports it
     token_url, where = preflight.token_url_of(
-        target.config.token_url, body.get("token_endpoint"), ".well-known/smart-configuration"
+        target.base_url, target.config.token_url, body.get("token_endpoint"), ".well-known/smart-configuration"
     )
     return preflight.silent_token_url(target.http, token_url, where)
 

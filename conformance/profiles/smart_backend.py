@@ -141,7 +141,7 @@ def preflight_check(target: Target) -> str | None:
         "token_endpoint_auth_signing_alg_values_supported in .well-known/smart-configuration",
     )
     token_url, where = preflight.token_url_of(
-        target.config.token_url, body.get("token_endpoint"), ".well-known/smart-configuration"
+        target.base_url, target.config.token_url, body.get("token_endpoint"), ".well-known/smart-configuration"
     )
     return problem or preflight.silent_token_url(target.http, token_url, where)
 

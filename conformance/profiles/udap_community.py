@@ -177,5 +177,7 @@ def preflight_check(target: Target) -> str | None:
             "credentials unusable: the UDAP metadata's token_endpoint_auth_signing_alg_values_supported lists "
             f"{', '.join(str(a) for a in algorithms)}, not RS256, the algorithm the suite signs with"
         )
-    token_url, where = preflight.token_url_of(target.config.token_url, body.get("token_endpoint"), ".well-known/udap")
+    token_url, where = preflight.token_url_of(
+        target.base_url, target.config.token_url, body.get("token_endpoint"), ".well-known/udap"
+    )
     return preflight.silent_token_url(target.http, token_url, where)

@@ -324,6 +324,7 @@ def command_run(args: argparse.Namespace) -> int:
     where = "the embedded reference server" if config.embedded else config.base_url
     print(f"conformance: certifying {where} (profile {config.profile}); reports in {reports}/", flush=True)
     started = time.monotonic()
+    (reports / "results.json").unlink(missing_ok=True)  # a stale file would hide an internal error
     code = pytest.main(pytest_args)
     elapsed = time.monotonic() - started
     print(

@@ -319,25 +319,31 @@ def _coerce(key: str, value: Any, raw: _Values) -> Any:
 
 
 def _check_environment_proxies(environ: Mapping[str, str]) -> None:
-    """Proxy variables are configuration too: a bad one would break every request, so it is an error up front."""
-    from conformance.core.proxies import ENVIRONMENT_NAMES, with_scheme
+    """Proxy variables are configuration too: the ones the run will use (lower-case names first, NO_PROXY=*
+    meaning none) must be proxy URLs, or every request would fail; an error names the variable."""
+    from conformance.core.proxies import ENVIRONMENT_NAMES, proxy_mounts, proxy_settings, with_scheme
 
-    for name in ENVIRONMENT_NAMES:
-        value = environ.get(name)
-        if not value:
-            continue
-        url = with_scheme(value.strip())
+    proxies, _ = proxy_settings(None, environ)
+    for url in proxies.values():
+        name = next((n for n in ENVIRONMENT_NAMES if environ.get(n) and with_scheme(environ[n]) == url), "a proxy")
+        where = f"environment variable {name}"
         try:
             parts = urlsplit(url)
             port, host = parts.port, parts.hostname
         except ValueError as exc:
-            raise ConfigError(f"environment variable {name} is not a valid proxy URL ({exc}): {value!r}") from None
-        if parts.scheme not in URL_OPTIONS["http.proxy"] or not host or port == 0:
+            raise ConfigError(f"{where} is not a valid proxy URL ({exc}): {url!r}") from None
+        if parts.scheme not in URL_OPTIONS["http.proxy"] or not host or port == 0 or any(c.isspace() for c in url):
             raise ConfigError(
-                f"environment variable {name} must be an http://, https:// or socks5:// proxy URL with a host, "
-                f'got {value!r} (set http.proxy = "none" or --proxy none to ignore it)'
+                f"{where} must be an http://, https:// or socks5:// proxy URL with a host, got {url!r} "
+                '(set http.proxy = "none" or --proxy none to ignore it)'
             )
-        _check_proxy_support(url, f"environment variable {name}")
+        _check_proxy_support(url, where)
+    try:
+        import httpx
+
+        httpx.Client(mounts=proxy_mounts(None, lambda u: httpx.HTTPTransport(proxy=u), environ)).close()
+    except (httpx.InvalidURL, ValueError) as exc:
+        raise ConfigError(f"the proxy environment (HTTPS_PROXY, HTTP_PROXY, NO_PROXY) cannot be used: {exc}") from None
 
 
 def _check_proxy_support(url: str, where: str) -> None:

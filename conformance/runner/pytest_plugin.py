@@ -139,6 +139,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    _interrupted.clear()  # one flag per run, also when several runs share a process
     config.addinivalue_line("markers", "requirement(id, level=None): the requirement a check enforces")
     config.addinivalue_line("markers", "profiles(*names): the profiles a case of a shared suite applies to")
     config.addinivalue_line("markers", "late: a check that waits for time to pass; runs after the others")
@@ -298,7 +299,8 @@ def pytest_sessionstart(session: pytest.Session) -> None:
 
 def pytest_keyboard_interrupt(excinfo: pytest.ExceptionInfo[BaseException]) -> None:
     """Ctrl-C: the run ends with 130, as `conformance run` does (pytest's own code, 2, is the usage code here)."""
-    _interrupted.append(True)
+    if excinfo.errisinstance(KeyboardInterrupt):  # pytest.exit() comes here too
+        _interrupted.append(True)
 
 
 _interrupted: list[bool] = []
@@ -396,18 +398,15 @@ def _unwritable(path: Path, option: str) -> str | None:
 
 
 def _share_of_the_limits(cfg: TargetConfig) -> TargetConfig:
-    """Under xdist each worker sends on its own: --max-rps and the retry budget are split between them, so the
-    target sees at most what the user allowed for the whole run."""
+    """Under xdist each worker sends on its own: --max-rps is split between them, so the target sees at most the
+    rate the user allowed for the whole run."""
     import dataclasses
 
     workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1") or 1)
     if workers <= 1:
         return cfg
-    return dataclasses.replace(
-        cfg,
-        max_rps=cfg.max_rps / workers if cfg.max_rps else None,
-        retry_budget=cfg.retry_budget / workers,
-    )
+    # The retry budget is a ceiling on waiting, and workers wait side by side: each keeps all of it.
+    return dataclasses.replace(cfg, max_rps=cfg.max_rps / workers if cfg.max_rps else None)
 
 
 def _before_the_checks(state: PluginState, tgt: Target) -> None:
