@@ -8,6 +8,7 @@ import socket
 import subprocess
 import sys
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -158,3 +159,35 @@ def udap_test_members(keys_dir: Path) -> tuple[Any, Any, Any]:
         "system/Patient.read",
     )
     return members, prepare, client
+
+
+@contextmanager
+def reference_with_suite_client(keys_dir: Path) -> Iterator[Any]:
+    """The smart-backend reference server with the suite's client (both keys of `keys_dir`) registered: a
+    configured target for tests that put something between the suite and the server."""
+    from conformance.crypto.jose import jwks, load_key
+    from conformance.mock.server import MockServer
+    from conformance.mock.store import Client
+    from conformance.profiles import registry as profiles
+    from conformance.profiles.smart_backend import CLIENT_ID, CLIENT_SCOPES
+
+    keys = [load_key(keys_dir / f"{name}.pem") for name in ("client-rs384", "client-es384")]
+    with MockServer(profiles.DEFAULT.server_settings()) as server:
+        server.ctx.store.put_client(Client(CLIENT_ID, jwks=jwks(keys), scopes=CLIENT_SCOPES))
+        yield server
+
+
+def suite_client_flags(keys_dir: Path) -> list[str]:
+    """The `conformance run` flags of the client `reference_with_suite_client` registers."""
+    from conformance.profiles.smart_backend import CLIENT_ID
+
+    return [
+        "--client-id",
+        CLIENT_ID,
+        "--private-key",
+        str(keys_dir / "client-rs384.pem"),
+        "--private-key",
+        str(keys_dir / "client-es384.pem"),
+        "--patient-id",
+        "example",
+    ]

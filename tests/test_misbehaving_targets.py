@@ -21,11 +21,8 @@ from pathlib import Path
 
 import pytest
 
-from conformance.crypto.jose import jwks, load_key
 from conformance.mock.server import MockServer
-from conformance.mock.store import Client
-from conformance.profiles import registry as profiles
-from conformance.profiles.smart_backend import CLIENT_ID, CLIENT_SCOPES
+from tests.conftest import reference_with_suite_client, suite_client_flags
 from tests.misbehaving_target import MisbehavingTarget
 
 TIMEOUT = 2.0
@@ -77,9 +74,7 @@ PROXIED = {"rate-limited", "dies", "gateway-dies", "goes-slow", "flaky"}
 @pytest.fixture(scope="module")
 def reference(keys_dir: Path) -> Iterator[MockServer]:
     """The reference server with the suite's client registered, for the modes that forward to a real server."""
-    loaded = {name: load_key(keys_dir / f"{name}.pem") for name in ("client-rs384", "client-es384")}
-    with MockServer(profiles.DEFAULT.server_settings()) as server:
-        server.ctx.store.put_client(Client(CLIENT_ID, jwks=jwks(list(loaded.values())), scopes=CLIENT_SCOPES))
+    with reference_with_suite_client(keys_dir) as server:
         yield server
 
 
@@ -106,14 +101,7 @@ def _run(tmp_path: Path, base: str, keys_dir: Path, *extra: str) -> tuple[subpro
             "out",
             "--target-url",
             base,
-            "--client-id",
-            CLIENT_ID,
-            "--private-key",
-            str(keys_dir / "client-rs384.pem"),
-            "--private-key",
-            str(keys_dir / "client-es384.pem"),
-            "--patient-id",
-            "example",
+            *suite_client_flags(keys_dir),
             "--timeout",
             str(TIMEOUT),
             *extra,

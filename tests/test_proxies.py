@@ -14,11 +14,7 @@ import pytest
 
 from conformance.core.proxies import proxy_mounts, proxy_settings
 from conformance.core.recording import HttpRecorder
-from conformance.crypto.jose import jwks, load_key
-from conformance.mock.server import MockServer
-from conformance.mock.store import Client
-from conformance.profiles import registry as profiles
-from conformance.profiles.smart_backend import CLIENT_ID, CLIENT_SCOPES
+from tests.conftest import reference_with_suite_client, suite_client_flags
 from tests.misbehaving_target import MisbehavingTarget
 from tests.test_cli_end_to_end import conformance
 
@@ -120,9 +116,7 @@ def test_credentials_stay_home_on_a_redirect_through_a_proxy(forward_proxy: Forw
 
 
 def test_a_run_through_an_explicit_proxy_passes(forward_proxy: ForwardProxy, tmp_path: Path, keys_dir: Path) -> None:
-    keys = [load_key(keys_dir / f"{name}.pem") for name in ("client-rs384", "client-es384")]
-    with MockServer(profiles.DEFAULT.server_settings()) as server:
-        server.ctx.store.put_client(Client(CLIENT_ID, jwks=jwks(keys), scopes=CLIENT_SCOPES))
+    with reference_with_suite_client(keys_dir) as server:
         proc = conformance(
             "run",
             "-q",
@@ -130,14 +124,7 @@ def test_a_run_through_an_explicit_proxy_passes(forward_proxy: ForwardProxy, tmp
             "out",
             "--target-url",
             server.fhir_base,
-            "--client-id",
-            CLIENT_ID,
-            "--private-key",
-            str(keys_dir / "client-rs384.pem"),
-            "--private-key",
-            str(keys_dir / "client-es384.pem"),
-            "--patient-id",
-            "example",
+            *suite_client_flags(keys_dir),
             "--proxy",
             forward_proxy.url,
             cwd=tmp_path,

@@ -338,6 +338,8 @@ def _check_environment_proxies(environ: Mapping[str, str]) -> None:
                 '(set http.proxy = "none" or --proxy none to ignore it)'
             )
         _check_proxy_support(url, where)
+    if not proxies:
+        return  # nothing is proxied: NO_PROXY alone changes nothing (and building a client costs start-up time)
     try:
         import httpx
 
