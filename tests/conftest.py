@@ -108,19 +108,19 @@ def run_suites(
         "no:junitxml",
         "-p",
         "no:randomly",
-        "--profile",
+        "--conformance-profile",
         profile,
         "--conformance-results",
         str(results),
     ]
     if keys_dir is not None:
-        args += ["--embedded-keys", str(keys_dir)]
+        args += ["--conformance-embedded-keys", str(keys_dir)]
     for fault in faults:
-        args += ["--mock-fault", fault]
+        args += ["--conformance-mock-fault", fault]
     for variation in variations:
-        args += ["--mock-variation", variation]
+        args += ["--conformance-mock-variation", variation]
     for name, value in settings:
-        args += ["--mock-setting", f"{name}={value}"]
+        args += ["--conformance-mock-setting", f"{name}={value}"]
     args += list(extra)
     if worker is not None:
         code, output = worker.run(args, out_dir)
@@ -162,7 +162,7 @@ def udap_test_members(keys_dir: Path) -> tuple[Any, Any, Any]:
 
 
 @contextmanager
-def reference_with_suite_client(keys_dir: Path) -> Iterator[Any]:
+def reference_with_suite_client(keys_dir: Path, faults: tuple[str, ...] = ()) -> Iterator[Any]:
     """The smart-backend reference server with the suite's client (both keys of `keys_dir`) registered: a
     configured target for tests that put something between the suite and the server."""
     from conformance.crypto.jose import jwks, load_key
@@ -172,7 +172,7 @@ def reference_with_suite_client(keys_dir: Path) -> Iterator[Any]:
     from conformance.profiles.smart_backend import CLIENT_ID, CLIENT_SCOPES
 
     keys = [load_key(keys_dir / f"{name}.pem") for name in ("client-rs384", "client-es384")]
-    with MockServer(profiles.DEFAULT.server_settings()) as server:
+    with MockServer(profiles.DEFAULT.server_settings(faults)) as server:
         server.ctx.store.put_client(Client(CLIENT_ID, jwks=jwks(keys), scopes=CLIENT_SCOPES))
         yield server
 
@@ -191,3 +191,14 @@ def suite_client_flags(keys_dir: Path) -> list[str]:
         "--patient-id",
         "example",
     ]
+
+
+def suites_in_pytest(*args: str, cwd: Path, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    """`pytest suites ARGS` in a fresh process, as a user runs it (no cache, so runs do not see each other)."""
+    return subprocess.run(
+        [sys.executable, "-m", "pytest", str(SUITES), "-p", "no:cacheprovider", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        timeout=timeout,
+    )

@@ -17,7 +17,7 @@ from conformance.mock.server import MockServer
 from conformance.mock.store import Client
 from conformance.profiles import registry as profiles
 from conformance.profiles.smart_backend import CLIENT_ID, CLIENT_SCOPES, embedded_keys
-from tests.conftest import ROOT
+from tests.conftest import suites_in_pytest
 
 CONFORMANCE = [sys.executable, "-m", "conformance.runner.cli"]
 
@@ -97,15 +97,9 @@ def test_configuration_errors_exit_2_with_one_line(tmp_path: Path) -> None:
 
 
 def test_pytest_entry_point_reports_config_errors_with_exit_2(tmp_path: Path) -> None:
-    proc = subprocess.run(
-        [sys.executable, "-m", "pytest", str(ROOT / "suites"), "-p", "no:cacheprovider", "--profile", "oauth1"],
-        capture_output=True,
-        text=True,
-        cwd=tmp_path,
-        timeout=120,
-    )
+    proc = suites_in_pytest("--conformance-profile", "oauth1", cwd=tmp_path, timeout=120)
     assert proc.returncode == 2
-    assert "target.profile from --profile must be one of" in proc.stdout + proc.stderr
+    assert "target.profile from --conformance-profile must be one of" in proc.stdout + proc.stderr
 
 
 def test_reports_contain_no_secret(tmp_path: Path, keys_dir: Path) -> None:

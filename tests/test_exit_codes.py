@@ -20,17 +20,22 @@ CONFORMANCE_RUN = [sys.executable, "-m", "conformance.runner.cli", "run", "-q", 
 @pytest.mark.parametrize("command", [PYTEST, CONFORMANCE_RUN], ids=["pytest", "conformance-run"])
 def test_ctrl_c_ends_a_run_with_130(command: list[str], tmp_path: Path, keys_dir: Path) -> None:
     target = MisbehavingTarget("hang")  # keeps the run busy on its first request
+
+    def flag(name: str) -> str:
+        """The pytest plugin's options are namespaced; `conformance run` keeps the short forms."""
+        return f"--conformance-{name}" if command is PYTEST else f"--{name}"
+
     try:
         proc = subprocess.Popen(
             [
                 *command,
-                "--target-url",
+                flag("target-url"),
                 f"{target.origin}/fhir",
-                "--client-id",
+                flag("client-id"),
                 "c",
-                "--private-key",
+                flag("private-key"),
                 str(keys_dir / "client-rs384.pem"),
-                *(["--request-timeout"] if command is PYTEST else ["--timeout"]),
+                flag("request-timeout") if command is PYTEST else "--timeout",
                 "30",
             ],
             cwd=tmp_path,
@@ -52,8 +57,8 @@ def test_ctrl_c_ends_a_run_with_130(command: list[str], tmp_path: Path, keys_dir
 
 def test_a_misconfigured_run_under_xdist_exits_2_with_its_message(tmp_path: Path) -> None:
     proc = subprocess.run(
-        [*PYTEST, "-n", "2", "--profile", "nope"], capture_output=True, text=True, cwd=tmp_path, timeout=120
+        [*PYTEST, "-n", "2", "--conformance-profile", "nope"], capture_output=True, text=True, cwd=tmp_path, timeout=120
     )
     assert proc.returncode == 2, proc.stdout[-2000:]
-    assert "target.profile from --profile must be one of" in proc.stdout + proc.stderr
+    assert "target.profile from --conformance-profile must be one of" in proc.stdout + proc.stderr
     assert "[gw" not in proc.stdout, "the workers were started (and crashed) before the error was shown"

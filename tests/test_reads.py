@@ -80,6 +80,6 @@ def test_a_read_that_answers_404_makes_its_checks_not_applicable(
             'scopes = ["system/Patient.read", "system/Observation.read"]\n'
         )
         keyword = " or ".join(c.split("::")[1] for c in BEARER_CHECKS)
-        _, results = run_suites(tmp_path, "--config", str(config), "-k", keyword, worker=suite_worker)
+        _, results = run_suites(tmp_path, "--conformance-config", str(config), "-k", keyword, worker=suite_worker)
     for check in BEARER_CHECKS:
         assert results[check]["outcome"] == "not-applicable", (check, results[check])

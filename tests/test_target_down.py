@@ -43,7 +43,9 @@ def test_a_request_that_takes_the_server_down_fails_its_check_and_stops_the_run(
 
 def test_an_unreachable_target_is_one_line_and_the_rest_not_run(tmp_path: Path, suite_worker: SuiteWorker) -> None:
     base = f"http://127.0.0.1:{free_port()}/fhir"
-    proc, results = run_suites(tmp_path, "--target-url", base, "--patient-id", "1", profile="ccde", worker=suite_worker)
+    proc, results = run_suites(
+        tmp_path, "--conformance-target-url", base, "--conformance-patient-id", "1", profile="ccde", worker=suite_worker
+    )
     outcomes = sorted(r["outcome"] for r in results.values())
     assert outcomes.count("broken") == 1 and set(outcomes) == {"broken", "not-run"}, outcomes
     assert "target unreachable: could not connect to" in proc.stdout
@@ -168,11 +170,11 @@ def test_pytest_and_the_command_agree_that_an_unreachable_target_exits_3(tmp_pat
             "-q",
             "-p",
             "no:cacheprovider",
-            "--target-url",
+            "--conformance-target-url",
             base,
-            "--client-id",
+            "--conformance-client-id",
             "c",
-            "--private-key",
+            "--conformance-private-key",
             str(keys_dir / "client-rs384.pem"),
         ],
         capture_output=True,

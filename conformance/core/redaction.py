@@ -33,7 +33,12 @@ SIGNED_FIELDS = frozenset({"client_assertion", "software_statement", "assertion"
 JWK_PRIVATE_MEMBERS = frozenset({"d", "p", "q", "dp", "dq", "qi", "k", "oth"})
 
 _JWT_RE = re.compile(r"\b([A-Za-z0-9_-]{10,})\.([A-Za-z0-9_-]{2,}\.)([A-Za-z0-9_-]{8,})")
-_CREDENTIAL_RE = re.compile(r"\b(Basic|Bearer)\s+([A-Za-z0-9+/=._~-]{8,})", re.IGNORECASE)
+_CREDENTIAL_RE = re.compile(
+    r"(?<![\w-])(Basic|Bearer)\s+"  # the scheme as a word of its own: not the `bearer` of `jwt-bearer`
+    r"(?=[A-Za-z0-9+/=._~-]*[0-9+/=._~]|[A-Za-z]{20})"  # a credential, not the next word ("Bearer challenge")
+    r"([A-Za-z0-9+/=._~][A-Za-z0-9+/=._~-]{7,})",  # never a command-line flag (`--data-urlencode`)
+    re.IGNORECASE,
+)
 _TEXT_SECRET_NAMES = "|".join(sorted(SECRET_FIELDS - {"code"}))
 """Secret names looked for in free text (not `code`, which is also an OperationOutcome issue's member)."""
 _SECRET_MEMBER_RE = re.compile(r'("(?:' + _TEXT_SECRET_NAMES + r')"\s*:\s*")((?:[^"\\]|\\.){4,}\\?)', re.IGNORECASE)

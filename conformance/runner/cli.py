@@ -249,7 +249,7 @@ def command_run(args: argparse.Namespace) -> int:
     from conformance.runner.configuration import ConfigError, flag_names, load_config
 
     try:
-        config = load_config(args.config, _target_overrides(args), flags=flag_names("--timeout"))
+        config = load_config(args.config, _target_overrides(args), flags=flag_names())
     except ConfigError as exc:
         raise UsageError(str(exc)) from None
     _check_reports_dir(args.reports)
@@ -271,29 +271,29 @@ def command_run(args: argparse.Namespace) -> int:
     reports: Path = args.reports
     pytest_args = [str(suites_dir())]
     if args.config:
-        pytest_args += ["--config", str(args.config)]
+        pytest_args += ["--conformance-config", str(args.config)]
     for flag, value in (
-        ("--target-url", args.target_url),
-        ("--profile", args.profile),
-        ("--client-id", args.client_id),
-        ("--patient-id", args.patient_id),
-        ("--request-timeout", args.timeout),
-        ("--proxy", args.proxy),
-        ("--max-rps", args.max_rps),
-        ("--wait-for-target", args.wait_for_target),
+        ("target-url", args.target_url),
+        ("profile", args.profile),
+        ("client-id", args.client_id),
+        ("patient-id", args.patient_id),
+        ("request-timeout", args.timeout),
+        ("proxy", args.proxy),
+        ("max-rps", args.max_rps),
+        ("wait-for-target", args.wait_for_target),
     ):
         if value is not None:
-            pytest_args += [flag, str(value)]
+            pytest_args += [f"--conformance-{flag}", str(value)]
     for key_file in args.private_key or []:
-        pytest_args += ["--private-key", key_file]
+        pytest_args += ["--conformance-private-key", key_file]
     for scope in args.scope or []:
-        pytest_args += ["--scope", scope]
+        pytest_args += ["--conformance-scope", scope]
     if args.no_verify_tls:
-        pytest_args.append("--no-verify-tls")
+        pytest_args.append("--conformance-no-verify-tls")
     for fault in args.fault:
-        pytest_args += ["--mock-fault", fault]
+        pytest_args += ["--conformance-mock-fault", fault]
     for variation in args.variation:
-        pytest_args += ["--mock-variation", variation]
+        pytest_args += ["--conformance-mock-variation", variation]
     pytest_args += [
         "--alluredir",
         str(reports / "allure-results"),
@@ -502,7 +502,7 @@ def command_keys(args: argparse.Namespace, parser: argparse.ArgumentParser) -> i
         return EXIT_OK
     if args.keys_command == "jwks":
         try:
-            config = load_config(args.config, {"auth.private_keys": args.private_key}, flags=flag_names("--timeout"))
+            config = load_config(args.config, {"auth.private_keys": args.private_key}, flags=flag_names())
         except ConfigError as exc:
             raise UsageError(str(exc)) from None
         if not config.keys:
@@ -521,7 +521,7 @@ def command_diagnose(args: argparse.Namespace) -> int:
 
     overrides = {**_target_overrides(args), "target.token_url": args.token_url}
     try:
-        config = load_config(args.config, overrides, flags=flag_names("--timeout"))
+        config = load_config(args.config, overrides, flags=flag_names())
     except ConfigError as exc:
         raise UsageError(str(exc)) from None
     target = start_embedded(config.profile, template=config) if config.embedded else open_target(config)

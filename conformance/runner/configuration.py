@@ -123,22 +123,24 @@ URL_OPTIONS = {
 """Options holding URLs, with the schemes each accepts."""
 
 
-def flag_names(timeout_flag: str) -> dict[str, str]:
-    """The command-line flag behind each option, so an error names what the user typed (`conformance run` calls
-    the timeout --timeout, the pytest plugin --request-timeout)."""
-    return {
-        "target.base_url": "--target-url",
-        "target.profile": "--profile",
-        "auth.client_id": "--client-id",
-        "auth.private_keys": "--private-key",
-        "target.patient_id": "--patient-id",
-        "target.token_url": "--token-url",
-        "auth.scopes": "--scope",
-        "http.timeout": timeout_flag,
-        "http.verify_tls": "--no-verify-tls",
-        "http.proxy": "--proxy",
-        "http.max_rps": "--max-rps",
+def flag_names(prefix: str = "--") -> dict[str, str]:
+    """The command-line flag behind each option, so an error names what the user typed (`conformance run` says
+    --profile and --timeout; the pytest plugin, whose options are namespaced, --conformance-profile and
+    --conformance-request-timeout)."""
+    names = {
+        "target.base_url": "target-url",
+        "target.profile": "profile",
+        "auth.client_id": "client-id",
+        "auth.private_keys": "private-key",
+        "target.patient_id": "patient-id",
+        "target.token_url": "token-url",
+        "auth.scopes": "scope",
+        "http.timeout": "timeout" if prefix == "--" else "request-timeout",
+        "http.verify_tls": "no-verify-tls",
+        "http.proxy": "proxy",
+        "http.max_rps": "max-rps",
     }
+    return {option: prefix + name for option, name in names.items()}
 
 
 MIN_RSA_BITS = 2048

@@ -30,7 +30,7 @@ class _Collector:
 def collect_check_ids(suites: Path, profile: str) -> list[str]:
     """Check ids the suites hold for one run profile."""
     collector = _Collector()
-    args = [str(suites), "--collect-only", "-q", "-p", "no:cacheprovider", "--profile", profile]
+    args = [str(suites), "--collect-only", "-q", "-p", "no:cacheprovider", "--conformance-profile", profile]
     with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
         code = pytest.main(args, plugins=[collector])
     if code not in (pytest.ExitCode.OK, pytest.ExitCode.NO_TESTS_COLLECTED):

@@ -1,6 +1,6 @@
 """pytest plugin: runs the suites against a target and reports in the suite's outcome vocabulary.
 
-Registered through the `pytest11` entry point, so `pytest suites --target-url …`
+Registered through the `pytest11` entry point, so `pytest suites --conformance-target-url …`
 works with -k, -m, -x, --lf and xdist. It adds the target options, starts the
 embedded reference server when no target is given, maps check outcomes
 (pass, fail, warning, skip, not-applicable, broken) onto pytest, Allure and
@@ -42,12 +42,14 @@ from conformance.profiles import registry as profiles
 from conformance.runner.configuration import flag_names, load_config
 from conformance.runner.verdict import EXIT_INTERRUPTED, Verdict, verdict
 
-CURL_SHOWN = 600
 LEVEL_MARKERS = {Level.SHALL: "shall", Level.SHOULD: "should", Level.MAY: "may", Level.DE_FACTO: "de_facto"}
 OUTCOMES = ("pass", "warning", "fail", "broken", "skip", "not-applicable", "not-run")
 AVAILABILITY = "SBS-AVAIL-01"
 """The requirement a request that takes the target down is graded by."""
 SEVERITY = {Level.SHALL: "critical", Level.SHOULD: "normal", Level.MAY: "minor", Level.DE_FACTO: "minor"}
+
+PLUGIN_FLAG_PREFIX = "--conformance-"
+"""Every pytest option of the plugin starts with it: `--profile` and `--config` belong to other plugins."""
 
 config_key = pytest.StashKey["PluginState"]()
 check_key = pytest.StashKey["CheckState"]()
@@ -89,47 +91,59 @@ sent_key = pytest.StashKey[tuple[int, int, float]]()
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("conformance", "FHIR B2B conformance target")
     group.addoption(
-        "--target-url", help="FHIR base URL of the server under test (default: the embedded reference server)"
+        "--conformance-target-url",
+        help="FHIR base URL of the server under test (default: the embedded reference server)",
     )
-    group.addoption("--config", dest="conformance_config", help="target configuration file (TOML)")
-    group.addoption("--profile", help=f"auth profile: {', '.join(profiles.names())}")
-    group.addoption("--client-id", help="client id registered at the target")
+    group.addoption("--conformance-config", help="target configuration file (TOML)")
+    group.addoption("--conformance-profile", help=f"auth profile: {', '.join(profiles.names())}")
+    group.addoption("--conformance-client-id", help="client id registered at the target")
     group.addoption(
-        "--private-key",
+        "--conformance-private-key",
         action="append",
         default=None,
         help="client private key file (PEM or JWK); repeatable",
     )
-    group.addoption("--patient-id", help="a patient id the client may read")
-    group.addoption("--scope", action="append", default=None, help="scope to request; repeatable")
+    group.addoption("--conformance-patient-id", help="a patient id the client may read")
+    group.addoption("--conformance-scope", action="append", default=None, help="scope to request; repeatable")
     group.addoption(
-        "--request-timeout", type=float, default=None, help="total time per request (connect, headers, body), seconds"
+        "--conformance-request-timeout",
+        type=float,
+        default=None,
+        help="total time per request (connect, headers, body), seconds",
     )
-    group.addoption("--proxy", default=None, help="HTTP proxy URL, or 'none' (default: HTTPS_PROXY / NO_PROXY)")
-    group.addoption("--max-rps", type=float, default=None, help="send at most this many requests per second")
     group.addoption(
-        "--wait-for-target",
+        "--conformance-proxy", default=None, help="HTTP proxy URL, or 'none' (default: HTTPS_PROXY / NO_PROXY)"
+    )
+    group.addoption(
+        "--conformance-max-rps", type=float, default=None, help="send at most this many requests per second"
+    )
+    group.addoption(
+        "--conformance-wait-for-target",
         type=float,
         default=None,
         metavar="SECONDS",
         help="wait up to SECONDS for the target to answer before the checks",
     )
-    group.addoption("--no-verify-tls", action="store_true", default=False, help="do not verify TLS certificates")
     group.addoption(
-        "--mock-fault",
+        "--conformance-no-verify-tls", action="store_true", default=False, help="do not verify TLS certificates"
+    )
+    group.addoption(
+        "--conformance-mock-fault",
         action="append",
         default=[],
         help="embedded run only: switch a reference-server fault on",
     )
     group.addoption(
-        "--mock-variation",
+        "--conformance-mock-variation",
         action="append",
         default=[],
         help="embedded run only: switch a compliant reference-server variation on",
     )
-    group.addoption("--embedded-keys", default=None, help="embedded run only: directory to load/save the run's keys")
     group.addoption(
-        "--mock-setting",
+        "--conformance-embedded-keys", default=None, help="embedded run only: directory to load/save the run's keys"
+    )
+    group.addoption(
+        "--conformance-mock-setting",
         action="append",
         default=[],
         metavar="NAME=VALUE",
@@ -146,38 +160,38 @@ def pytest_configure(config: pytest.Config) -> None:
     for level in LEVEL_MARKERS.values():
         config.addinivalue_line("markers", f"{level}: a check at this requirement level (select with -m {level})")
     overrides: dict[str, Any] = {
-        "target.base_url": config.getoption("target_url"),
-        "target.profile": config.getoption("profile"),
-        "auth.client_id": config.getoption("client_id"),
-        "auth.private_keys": config.getoption("private_key"),
-        "target.patient_id": config.getoption("patient_id"),
-        "auth.scopes": config.getoption("scope"),
-        "http.timeout": config.getoption("request_timeout"),
-        "http.verify_tls": False if config.getoption("no_verify_tls") else None,
-        "http.proxy": config.getoption("proxy"),
-        "http.max_rps": config.getoption("max_rps"),
+        "target.base_url": config.getoption("conformance_target_url"),
+        "target.profile": config.getoption("conformance_profile"),
+        "auth.client_id": config.getoption("conformance_client_id"),
+        "auth.private_keys": config.getoption("conformance_private_key"),
+        "target.patient_id": config.getoption("conformance_patient_id"),
+        "auth.scopes": config.getoption("conformance_scope"),
+        "http.timeout": config.getoption("conformance_request_timeout"),
+        "http.verify_tls": False if config.getoption("conformance_no_verify_tls") else None,
+        "http.proxy": config.getoption("conformance_proxy"),
+        "http.max_rps": config.getoption("conformance_max_rps"),
     }
     path = config.getoption("conformance_config")
     target_config: TargetConfig | None = None
     error = None
-    wait = config.getoption("wait_for_target")
+    wait = config.getoption("conformance_wait_for_target")
     try:
-        target_config = load_config(Path(path) if path else None, overrides, flags=flag_names("--request-timeout"))
+        target_config = load_config(Path(path) if path else None, overrides, flags=flag_names(PLUGIN_FLAG_PREFIX))
         if wait is not None and not (math.isfinite(wait) and 0 <= wait <= 3600):
-            raise ConfigError(f"--wait-for-target must be between 0 and 3600 seconds, got {wait:g}")
-        embedded_only = ("mock_fault", "mock_variation", "mock_setting")
+            raise ConfigError(f"--conformance-wait-for-target must be between 0 and 3600 seconds, got {wait:g}")
+        embedded_only = ("conformance_mock_fault", "conformance_mock_variation", "conformance_mock_setting")
         if any(config.getoption(o) for o in embedded_only) and not target_config.embedded:
             raise ConfigError(
-                "--mock-fault, --mock-variation and --mock-setting only apply to the embedded reference server "
-                "(no --target-url)"
+                "--conformance-mock-fault, --conformance-mock-variation and --conformance-mock-setting only apply to "
+                "the embedded reference server (no --conformance-target-url)"
             )
-        mock_settings = parse_mock_settings(config.getoption("mock_setting"))
+        mock_settings = parse_mock_settings(config.getoption("conformance_mock_setting"))
         from conformance.mock.faults import FaultSet, UnknownFault
         from conformance.mock.variations import UnknownVariation, VariationSet
 
         try:
-            FaultSet(config.getoption("mock_fault"))
-            VariationSet(config.getoption("mock_variation"))
+            FaultSet(config.getoption("conformance_mock_fault"))
+            VariationSet(config.getoption("conformance_mock_variation"))
         except (UnknownFault, UnknownVariation) as exc:
             raise ConfigError(str(exc)) from None
     except ConfigError as exc:
@@ -186,12 +200,12 @@ def pytest_configure(config: pytest.Config) -> None:
     results = config.getoption("conformance_results")
     if results and error is None:
         error = _unwritable(Path(results), "--conformance-results")
-    keys_dir = config.getoption("embedded_keys")
+    keys_dir = config.getoption("conformance_embedded_keys")
     config.stash[config_key] = PluginState(
         target_config=target_config,
         config_error=error,
-        faults=list(config.getoption("mock_fault")),
-        variations=list(config.getoption("mock_variation")),
+        faults=list(config.getoption("conformance_mock_fault")),
+        variations=list(config.getoption("conformance_mock_variation")),
         mock_settings=mock_settings,
         keys_dir=Path(keys_dir) if keys_dir else None,
         results_path=Path(results) if results else None,
@@ -217,13 +231,13 @@ def parse_mock_settings(values: list[str]) -> dict[str, Any]:
         name, sep, value = item.partition("=")
         if not sep or name not in MOCK_SETTING_TYPES:
             raise ConfigError(
-                f"--mock-setting takes NAME=VALUE with NAME one of {', '.join(MOCK_SETTING_TYPES)}; got {item!r}"
+                f"--conformance-mock-setting takes NAME=VALUE with NAME one of {', '.join(MOCK_SETTING_TYPES)}; got {item!r}"
             )
         kind = MOCK_SETTING_TYPES[name]
         try:
             settings[name] = value.lower() in ("1", "true", "yes", "on") if kind is bool else kind(value)
         except ValueError:
-            raise ConfigError(f"--mock-setting {name} needs a {kind.__name__}, got {value!r}") from None
+            raise ConfigError(f"--conformance-mock-setting {name} needs a {kind.__name__}, got {value!r}") from None
     return settings
 
 
@@ -606,10 +620,7 @@ def _render_outcome(outcome: BaseException, redactor: Redactor, item: pytest.Ite
             lines.append(f"  spec: {requirement.url}")
     exchange = getattr(outcome, "exchange", None)
     if isinstance(exchange, Exchange):
-        curl = curl_command(exchange, redactor)
-        if len(curl) > CURL_SHOWN:
-            curl = curl[:CURL_SHOWN] + "… (full command in the report's request attachment)"
-        lines.append(f"  reproduce: {curl}")
+        lines.append(f"  reproduce: {curl_command(exchange, redactor)}")  # whole: it must run as printed
     return redactor.text("\n".join(lines))
 
 
