@@ -25,7 +25,7 @@ def test_a_request_that_takes_the_server_down_fails_its_check_and_stops_the_run(
     failed = {c: r for c, r in results.items() if r["outcome"] == "fail"}
     assert list(failed) == [KILLER], failed
     assert failed[KILLER]["requirement"] == "SBS-AVAIL-01"
-    assert failed[KILLER]["message"] == f"target down since {KILLER}"
+    assert failed[KILLER]["outage"] == f"target down since {KILLER}"
     order = list(results)  # results.json is sorted by check id; compare by outcome instead
     not_run = [c for c in order if results[c]["outcome"] == "not-run"]
     assert len(not_run) > 100, "the checks after the crash should not run"
@@ -101,7 +101,7 @@ def test_allure_files_the_crash_under_the_availability_rule(tmp_path: Path) -> N
     assert proc.returncode == 3, proc.stdout[-3000:]
     allure = [json.loads(p.read_text()) for p in (tmp_path / "out/allure-results").glob("*-result.json")]
     judged = [r for r in allure if r["status"] in ("failed", "broken")]
-    assert [r["name"] for r in judged] == [KILLER.split("::")[1]], [(r["name"], r["status"]) for r in judged]
+    assert [r["fullName"] for r in judged] == [KILLER], [(r["fullName"], r["status"]) for r in judged]
     finding = judged[0]
     assert finding["status"] == "failed"
     assert "stopped answering" in finding["statusDetails"]["message"]

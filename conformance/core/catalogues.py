@@ -36,3 +36,16 @@ def check_columns(row: dict[str, Any], where: str, required: tuple[str, ...], op
     missing = [c for c in required if c not in row]
     if missing:
         raise CatalogueError(f"{where}: missing column(s) {', '.join(missing)}")
+
+
+CATALOGUE_FILES = ("requirements.toml", "faults.toml", "variations.toml")
+
+
+def catalogue_version() -> str:
+    """A short digest of the shipped catalogues: two reports with the same one judged by the same rows."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for name in CATALOGUE_FILES:
+        digest.update(resources.files("conformance").joinpath("catalogues", name).read_bytes())
+    return digest.hexdigest()[:12]

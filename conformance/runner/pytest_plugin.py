@@ -10,8 +10,9 @@ does nothing, so it costs nothing in other test runs.
 
 from __future__ import annotations
 
+import dataclasses
+import datetime as dt
 import inspect
-import json
 import math
 import os
 from collections import Counter
@@ -39,14 +40,17 @@ from conformance.core.recording import UNANSWERED, Exchange, capturing
 from conformance.core.redaction import Redactor, activate
 from conformance.flows.target import Target
 from conformance.profiles import registry as profiles
+from conformance.runner import allure_output, results_document, summary
+from conformance.runner.baseline import compare, load_baseline
 from conformance.runner.configuration import flag_names, load_config
-from conformance.runner.verdict import EXIT_INTERRUPTED, Verdict, verdict
+from conformance.runner.run_metadata import RunMetadata, describe_run
+from conformance.runner.verdict import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, Verdict, verdict
+from conformance.runner.waivers import Waiver, decide, load_waivers, stale, unknown_cases
 
 LEVEL_MARKERS = {Level.SHALL: "shall", Level.SHOULD: "should", Level.MAY: "may", Level.DE_FACTO: "de_facto"}
-OUTCOMES = ("pass", "warning", "fail", "broken", "skip", "not-applicable", "not-run")
+OUTCOMES = results_document.OUTCOMES
 AVAILABILITY = "SBS-AVAIL-01"
 """The requirement a request that takes the target down is graded by."""
-SEVERITY = {Level.SHALL: "critical", Level.SHOULD: "normal", Level.MAY: "minor", Level.DE_FACTO: "minor"}
 
 PLUGIN_FLAG_PREFIX = "--conformance-"
 """Every pytest option of the plugin starts with it: `--profile` and `--config` belong to other plugins."""
@@ -82,6 +86,13 @@ class PluginState:
     preflight_error: str | None = None
     """Why the configured credentials cannot be used: every check is then not run, and the run exits 3."""
     verdict: Verdict | None = None
+    waivers: list[Waiver] = field(default_factory=list)
+    baseline: dict[str, str] | None = None
+    fail_on: str = "failure"
+    metadata: RunMetadata | None = None
+    today: dt.date = field(default_factory=dt.date.today)
+    durations: dict[str, float] = field(default_factory=dict)
+    """Seconds per check (set-up, call and tear-down), by node id."""
 
 
 sent_key = pytest.StashKey[tuple[int, int, float]]()
@@ -149,7 +160,26 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         metavar="NAME=VALUE",
         help="embedded run only: a reference-server setting, e.g. carequality_shape=override-header",
     )
-    group.addoption("--conformance-results", default=None, help="write check outcomes as JSON to this file")
+    group.addoption(
+        "--conformance-results",
+        default=None,
+        help="write results.json (and summary.md beside it) to this file",
+    )
+    group.addoption(
+        "--conformance-waivers", default=None, metavar="FILE", help="waivers.toml: known deviations reported as waived"
+    )
+    group.addoption(
+        "--conformance-baseline",
+        default=None,
+        metavar="FILE",
+        help="an earlier results.json: report regressions, fixed and new checks",
+    )
+    group.addoption(
+        "--conformance-fail-on",
+        default="failure",
+        choices=("failure", "regression"),
+        help="what fails the run: any failed check (default), or only regressions against --conformance-baseline",
+    )
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -200,6 +230,17 @@ def pytest_configure(config: pytest.Config) -> None:
     results = config.getoption("conformance_results")
     if results and error is None:
         error = _unwritable(Path(results), "--conformance-results")
+    waivers: list[Waiver] = []
+    baseline = None
+    try:
+        if config.getoption("conformance_waivers") and error is None:
+            waivers = load_waivers(Path(config.getoption("conformance_waivers")), _suites_home())
+        if config.getoption("conformance_baseline") and error is None:
+            baseline = load_baseline(Path(config.getoption("conformance_baseline")))
+        if config.getoption("conformance_fail_on") == "regression" and baseline is None and error is None:
+            raise ConfigError("--conformance-fail-on regression needs --conformance-baseline FILE")
+    except ConfigError as exc:
+        error = str(exc)
     keys_dir = config.getoption("conformance_embedded_keys")
     config.stash[config_key] = PluginState(
         target_config=target_config,
@@ -210,7 +251,13 @@ def pytest_configure(config: pytest.Config) -> None:
         keys_dir=Path(keys_dir) if keys_dir else None,
         results_path=Path(results) if results else None,
         wait_for_target=wait,
+        waivers=waivers,
+        baseline=baseline,
+        fail_on=config.getoption("conformance_fail_on"),
     )
+    if target_config is not None and error is None:
+        state = config.stash[config_key]
+        state.metadata = describe_run(target_config, state.faults, state.variations)
     config.pluginmanager.register(ResultCollector(config), "conformance-results")
 
 
@@ -292,23 +339,20 @@ def applies_to(item: pytest.Item, profile: profiles.Profile) -> bool:
     return marker is None or profile.name in marker.args
 
 
-def _runs_the_suites(config: pytest.Config) -> bool:
-    """Whether the session's paths include the conformance suites (not, say, a project's own tests)."""
+def _suites_home() -> Path:
     import suites
 
-    home = Path(suites.__file__).resolve().parent
+    return Path(suites.__file__).resolve().parent
+
+
+def _runs_the_suites(config: pytest.Config) -> bool:
+    """Whether the session's paths include the conformance suites (not, say, a project's own tests)."""
+    home = _suites_home()
     for arg in config.args or ["."]:
         path = Path(config.invocation_params.dir, arg.split("::")[0]).resolve()
         if path == home or home in path.parents or path in home.parents:
             return True
     return False
-
-
-def pytest_sessionstart(session: pytest.Session) -> None:
-    """Under xdist only workers collect: the controller stops a misconfigured run here, with its one line."""
-    state = _state(session.config)
-    if state.config_error and not hasattr(session.config, "workerinput") and _runs_the_suites(session.config):
-        pytest.exit(f"configuration error: {state.config_error}", returncode=2)
 
 
 def pytest_keyboard_interrupt(excinfo: pytest.ExceptionInfo[BaseException]) -> None:
@@ -318,6 +362,18 @@ def pytest_keyboard_interrupt(excinfo: pytest.ExceptionInfo[BaseException]) -> N
 
 
 _interrupted: list[bool] = []
+
+
+@pytest.hookimpl(tryfirst=True, specname="pytest_collection_modifyitems")
+def check_the_waivers(session: pytest.Session, config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Before -k and -m deselect anything: a waiver must name a check that exists, selected or not."""
+    state = _state(config)
+    if not state.waivers or state.config_error:
+        return
+    collected = {check_id(i) for i in items if _is_check(i)}
+    problems = unknown_cases(state.waivers, collected, {c.split("::", 1)[0] for c in collected})
+    if problems:
+        pytest.exit(f"configuration error: {problems[0]}", returncode=2)
 
 
 def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -414,8 +470,6 @@ def _unwritable(path: Path, option: str) -> str | None:
 def _share_of_the_limits(cfg: TargetConfig) -> TargetConfig:
     """Under xdist each worker sends on its own: --max-rps is split between them, so the target sees at most the
     rate the user allowed for the whole run."""
-    import dataclasses
-
     workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1") or 1)
     if workers <= 1:
         return cfg
@@ -469,43 +523,12 @@ def _attach(exchanges: list[Exchange], redactor: Redactor) -> None:
 
 
 def _label_allure(item: pytest.Item) -> None:
-    import allure
-
-    rid, level = requirement_of(item)
-    if rid is None or level is None:
+    rid, _ = requirement_of(item)
+    metadata = _state(item.config).metadata
+    if rid is None or metadata is None:
         return
-    requirement = lookup(rid)
-    allure.dynamic.label("requirement", rid)
-    allure.dynamic.label("level", level.value)
-    allure.dynamic.label("check_id", check_id(item))
-    allure.dynamic.tag(level.value)
-    allure.dynamic.severity(SEVERITY[level])
-    allure.dynamic.link(requirement.url, name=f"{rid}: {requirement.summary}")
-
-
-RELABELLED = frozenset({"requirement", "level", "tag", "severity"})
-
-
-def _relabel_allure(item: pytest.Item, requirement: Requirement) -> None:
-    """Give the open Allure result the requirement that decided it (the outage's, not the check's own).
-
-    allure-pytest has no API to replace a label, so this edits the listener's open result; without the
-    listener (allure not enabled) there is nothing to relabel."""
-    listener = item.config.pluginmanager.get_plugin("allure_listener")
-    result = listener.allure_logger.get_test(None) if listener is not None else None
-    if result is None:
-        return
-    from allure_commons.model2 import Label, Link
-
-    result.labels = [label for label in result.labels if label.name not in RELABELLED]
-    result.labels += [
-        Label("requirement", requirement.id),
-        Label("level", requirement.level.value),
-        Label("tag", requirement.level.value),
-        Label("severity", SEVERITY[requirement.level]),
-    ]
-    result.links = [link for link in result.links if link.type != "link"]
-    result.links.append(Link("link", requirement.url, f"{requirement.id}: {requirement.summary}"))
+    cid = check_id(item)
+    allure_output.label(item, lookup(rid), metadata.system, cid.split("/", 1)[0], cid)
 
 
 @pytest.hookimpl(wrapper=True)
@@ -674,6 +697,7 @@ def _report_outage(
     assert outage is not None
     state.outage_reported = True
     exchange = outage.exchange
+    failure: CheckFailure | None = None
     if outage.kind in ("unreachable", "unusable", "unresponsive"):
         outcome = "broken"
         what = {
@@ -704,7 +728,7 @@ def _report_outage(
             raise failure
         except CheckFailure:
             call.excinfo = pytest.ExceptionInfo.from_current()
-        _relabel_allure(item, requirement)
+        allure_output.relabel(item, requirement)
         _set_property(item.user_properties, "requirement", requirement.id)
         _set_property(item.user_properties, "level", requirement.level.value)
         _set_property(item.user_properties, "party", requirement.party)
@@ -712,7 +736,71 @@ def _report_outage(
     _set_property(item.user_properties, "outage_at", f"{outage.observed_at:.6f}")
     report.outcome = "failed"
     _set_property(item.user_properties, "outcome", outcome)
-    _set_property(item.user_properties, "message", redactor.text(outage.summary))
+    _set_property(item.user_properties, "outage", redactor.text(outage.summary))
+    message, expected, actual = _finding(failure, redactor) if outcome == "fail" else (outage.summary, None, None)
+    for name, value in (("message", message), ("expected", expected), ("actual", actual)):
+        _set_property(item.user_properties, name, redactor.text(value) if value else value)
+
+
+def _finding(outcome: BaseException | None, redactor: Redactor) -> tuple[str | None, str | None, str | None]:
+    """The one-line finding, expected and actual of an outcome (what Allure's error box and summaries show)."""
+    if isinstance(outcome, CheckFailure | SpecWarning):
+        line = outcome.title
+        if outcome.expected or outcome.actual:
+            line += f" (expected: {outcome.expected or '-'}; actual: {outcome.actual or '-'})"
+        return (
+            redactor.text(" ".join(line.split())),
+            redactor.text(outcome.expected) if outcome.expected else None,
+            redactor.text(outcome.actual) if outcome.actual else None,
+        )
+    if outcome is not None:
+        text = str(outcome).strip().splitlines()
+        return (redactor.text(text[0]) if text else type(outcome).__name__), None, None
+    return None, None, None
+
+
+def _skip_reason(report: pytest.TestReport) -> str:
+    reason = str(report.longrepr[2]) if isinstance(report.longrepr, tuple) else str(report.longrepr)
+    return reason.removeprefix("Skipped: ")
+
+
+def _own_location(item: pytest.Item, reason: str) -> tuple[str, int, str]:
+    """A skip's location: the check's own file below suites/, not the plugin file's absolute path where pytest.skip
+    was called. Checks not run for one shared cause share one location, so pytest's summary folds them into one
+    line instead of one per check."""
+    if reason.startswith("not run:"):
+        return "conformance", 0, reason
+    return check_id(item).split("::", 1)[0], (item.location[1] or 0) + 1, reason
+
+
+def _apply_waivers(item: pytest.Item, report: pytest.TestReport, message: str | None) -> str:
+    """A failure a live waiver covers becomes waived (reported as a skip, so it fails no run); an expired one
+    stands, with the expiry said in its text. Returns the outcome."""
+    state = _state(item.config)
+    rid = dict(item.user_properties).get("requirement")
+    assert state.metadata is not None
+    decision = decide(
+        state.waivers,
+        check_id(item),
+        rid if isinstance(rid, str) else None,
+        state.metadata.target_identity,
+        state.today,
+    )
+    if decision.expired is not None:
+        expired = decision.expired
+        note = f"{expired.label()} expired on {expired.expires.isoformat()}: {expired.describe()}"
+        _set_property(item.user_properties, "waiver_expired", note)
+        report.longrepr = f"{report.longrepr}\n  not waived: {note}"
+        return "fail"
+    if decision.waiver is None:
+        return "fail"
+    waiver = decision.waiver
+    _set_property(item.user_properties, "waiver", f"{waiver.label()}: {waiver.describe()}")
+    report.outcome = "skipped"
+    report.longrepr = _own_location(
+        item, f"{allure_output.WAIVED_PREFIX}{message} [{waiver.label()}: {waiver.describe()}]"
+    )
+    return "waived"
 
 
 @pytest.hookimpl(wrapper=True, trylast=True)
@@ -722,91 +810,157 @@ def pytest_runtest_makereport(
     report = yield
     if not _is_check(item):
         return report
-    redactor = _state(item.config).redactor
+    state = _state(item.config)
+    redactor = state.redactor
     exc = call.excinfo.value if call.excinfo else None
     if report.failed and isinstance(exc, ConformanceOutcome):
         report.longrepr = _render_outcome(exc, redactor, item)
     elif report.failed and exc is not None:
         report.longrepr = redactor.text(str(report.longrepr))
     elif report.skipped and isinstance(report.longrepr, tuple):
-        path, line, reason = report.longrepr
-        report.longrepr = (path, line, redactor.text(reason))
+        report.longrepr = _own_location(item, redactor.text(_skip_reason(report)))
     decisive = report.when == "call" or not report.passed
     if decisive and _took_the_target_down(item, report):
         _report_outage(item, call, report, redactor)
     elif decisive:
         outcome = _classify(report, call.excinfo, item)
+        check_state = item.stash.get(check_key, None)
+        warning = check_state.warning if check_state is not None else None
+        message: str | None
+        if report.skipped:
+            message, expected, actual = _skip_reason(report), None, None
+        else:
+            message, expected, actual = _finding(warning if outcome == "warning" else exc, redactor)
+        if outcome == "fail" and state.waivers:
+            outcome = _apply_waivers(item, report, message)
         _set_property(item.user_properties, "outcome", outcome)
-        state = item.stash.get(check_key, None)
-        if state is not None and state.warning is not None:
-            _set_property(item.user_properties, "warning", redactor.text(state.warning.title))
-            rule = _governing(item, state.warning)
+        for name, value in (("message", message), ("expected", expected), ("actual", actual)):
+            _set_property(item.user_properties, name, value)
+        if warning is not None:
+            _set_property(item.user_properties, "warning", redactor.text(warning.title))
+            rule = _governing(item, warning)
             if rule is not None:
                 _set_property(
                     item.user_properties, "warning_rule", f"{rule.id}, binds the {rule.party}: {rule.sentence}"
                 )
-        if state is not None:
-            for key, value in state.notes:
+        if check_state is not None:
+            for key, value in check_state.notes:
                 _set_property(item.user_properties, f"note:{key}", redactor.text(value))
     if report.when == "teardown" and report.failed:
         _set_property(item.user_properties, "outcome", "broken")
-    preflight_error = _state(item.config).preflight_error
+    preflight_error = state.preflight_error
     if decisive and preflight_error is not None and report.skipped:
         _set_property(item.user_properties, "preflight", preflight_error)
-    if report.when == "teardown" and sent_key in item.stash:
-        before, after = item.stash[sent_key], _traffic(_state(item.config))
-        _set_property(item.user_properties, "requests", after[0] - before[0])
-        _set_property(item.user_properties, "retries", after[1] - before[1])
-        _set_property(item.user_properties, "waited", round(after[2] - before[2], 3))
+    if report.when == "teardown":
+        _settle(item, state)
     report.user_properties = list(item.user_properties)
     return report
 
 
+def _settle(item: pytest.Item, state: PluginState) -> None:
+    """The check's last report: its traffic, and Allure's identities and message."""
+    if state.target is not None:
+        _set_property(item.user_properties, "client_id", state.target.config.client_id)
+    if sent_key in item.stash:
+        before, after = item.stash[sent_key], _traffic(state)
+        _set_property(item.user_properties, "requests", after[0] - before[0])
+        _set_property(item.user_properties, "retries", after[1] - before[1])
+        _set_property(item.user_properties, "waited", round(after[2] - before[2], 3))
+    if state.metadata is None:
+        return
+    props = dict(item.user_properties)
+    message = props.get("message")
+    outcome = props.get("outcome")
+    if outcome == "warning":
+        message = f"{allure_output.WARNING_PREFIX}{message}"
+        allure_output.add_tag(item, "warning")
+    elif outcome == "waived":
+        allure_output.add_tag(item, "waived")
+    elif outcome not in ("fail", "broken"):
+        message = None  # Allure keeps the skip reason it read itself
+    allure_output.settle(
+        item,
+        target_identity=state.metadata.target_identity,
+        profile=state.metadata.profile,
+        check_id=check_id(item),
+        message=str(message) if message is not None else None,
+    )
+
+
 class ResultCollector:
-    """Collects one result per check from the final report of each test (works under xdist)."""
+    """Collects one result per check from the final report of each test (works under xdist), writes the files."""
 
     def __init__(self, config: pytest.Config) -> None:
         self.config = config
 
+    @pytest.hookimpl(tryfirst=True)
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        state = _state(self.config)
+        state.durations[report.nodeid] = state.durations.get(report.nodeid, 0.0) + report.duration
         if report.when != "teardown":
             return
         props = dict(report.user_properties)
         if "check_id" not in props:
             return
-        _state(self.config).results.append(
-            {
-                "check": props["check_id"],
-                "nodeid": report.nodeid,
-                "outcome": props.get("outcome", "broken"),
-                "requirement": props.get("requirement"),
-                "level": props.get("level"),
-                "warning": props.get("warning"),
-                "warning_rule": props.get("warning_rule"),
-                "party": props.get("party"),
-                "message": props.get("message"),
-                "outage_at": props.get("outage_at"),
-                "preflight": props.get("preflight"),
-                "requests": props.get("requests", 0),
-                "retries": props.get("retries", 0),
-                "waited": props.get("waited", 0.0),
-                "notes": {k[5:]: v for k, v in props.items() if isinstance(k, str) and k.startswith("note:")},
-            }
+        result = {
+            "check": props["check_id"],
+            "nodeid": report.nodeid,
+            "area": str(props["check_id"]).split("/", 1)[0],
+            "outcome": props.get("outcome", "broken"),
+            "requirement": props.get("requirement"),
+            "level": props.get("level"),
+            "party": props.get("party"),
+            "spec_url": lookup(str(props["requirement"])).url if props.get("requirement") else None,
+            "message": props.get("message"),
+            "expected": props.get("expected"),
+            "actual": props.get("actual"),
+            "duration": round(state.durations.pop(report.nodeid, 0.0), 4),
+            "warning": props.get("warning"),
+            "warning_rule": props.get("warning_rule"),
+            "waiver": props.get("waiver"),
+            "waiver_expired": props.get("waiver_expired"),
+            "outage": props.get("outage"),
+            "outage_at": props.get("outage_at"),
+            "preflight": props.get("preflight"),
+            "requests": props.get("requests", 0),
+            "retries": props.get("retries", 0),
+            "waited": props.get("waited", 0.0),
+            "notes": {k[5:]: v for k, v in props.items() if isinstance(k, str) and k.startswith("note:")},
+            "client_id": props.get("client_id"),
+        }
+        state.results.append(result)
+        self._mark_in_junit(report, result)
+
+    def _mark_in_junit(self, report: pytest.TestReport, result: dict[str, Any]) -> None:
+        """Warnings and waivers where CI viewers show them: the test case's system-out."""
+        from _pytest.junitxml import xml_key
+
+        xml = self.config.stash.get(xml_key, None)
+        if xml is None or result["outcome"] not in ("warning", "waived"):
+            return
+        import xml.etree.ElementTree as ET
+
+        text = (
+            f"WARNING {result['requirement']} ({result['level']}): {result['warning']}\n  rule {result['warning_rule']}"
+            if result["outcome"] == "warning"
+            else f"WAIVED {result['requirement']}: {result['message']}\n  {result['waiver']}"
         )
+        node = ET.Element("system-out")
+        node.text = text
+        xml.node_reporter(report).append(node)
 
     def _one_outage(self) -> None:
         """Under xdist every worker notices the outage; the earliest is the finding, the others were not run."""
         state = _state(self.config)
         outages = sorted((r for r in state.results if r.get("outage_at")), key=lambda r: float(r["outage_at"]))
         for later in outages[1:]:
-            later.update(outcome="not-run", message=None, outage_at=None, warning=None)
+            later.update(outcome="not-run", message=None, outage=None, outage_at=None, warning=None)
 
     def pytest_terminal_summary(self, terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
         state = _state(config)
         if not state.results:
             return
         traffic = self._traffic()
-        self._one_outage()
         counts = Counter(r["outcome"] for r in state.results)
         write = terminalreporter.write_line
         terminalreporter.section("conformance summary")
@@ -821,14 +975,32 @@ class ResultCollector:
                 write(f"  {result['requirement']} {result['check']}: {result['warning']}")
                 if result.get("warning_rule"):
                     write(f"      rule {result['warning_rule']}")
+        waived = [r for r in state.results if r["outcome"] == "waived"]
+        if waived:
+            write("waived (failures a waiver covers; they do not fail the run):")
+            for result in waived:
+                write(f"  {result['requirement']} {result['check']}: {result['message']}")
+                write(f"      {result['waiver']}")
         failed = [r for r in state.results if r["outcome"] in ("fail", "broken")]
         if failed:
             write("failed:")
             for result in failed:
                 write(f"  [{result['outcome']}] {result['requirement']} {result['check']}")
-        outage = next((r for r in state.results if r.get("message")), None)
+                if result.get("waiver_expired"):
+                    write(f"      not waived: {result['waiver_expired']}")
+        for waiver in self._waiver_report().get("stale", []):
+            write(f"stale waiver: {waiver['waiver']}: {waiver['detail']}")
+        comparison = self._comparison()
+        if comparison is not None:
+            write(
+                f"against the baseline: {len(comparison['regressions'])} regressions, {len(comparison['fixed'])} fixed,"
+                f" {len(comparison['new_checks'])} new checks"
+            )
+            for check in comparison["regressions"]:
+                write(f"  regression: {check}")
+        outage = next((r for r in state.results if r.get("outage")), None)
         if outage is not None:
-            write(f"{outage['message']}: {counts.get('not-run', 0)} later checks were not run")
+            write(f"{outage['outage']}: {counts.get('not-run', 0)} later checks were not run")
         write(
             f"{traffic['requests']} requests sent; {traffic['retries']} retries after rate limiting "
             f"({traffic['waited']:g} s waited)"
@@ -844,16 +1016,42 @@ class ResultCollector:
             "waited": round(sum(float(r.get("waited") or 0) for r in results), 3),
         }
 
+    def _waiver_report(self) -> dict[str, list[dict[str, str]]]:
+        state = _state(self.config)
+        if not state.waivers or state.metadata is None:
+            return {"applied": [], "expired": [], "stale": []}
+        applied = [{"waiver": str(r["waiver"]), "check": r["check"]} for r in state.results if r.get("waiver")]
+        expired = [
+            {"waiver": str(r["waiver_expired"]), "check": r["check"], "detail": "the failure stands"}
+            for r in state.results
+            if r.get("waiver_expired")
+        ]
+        stale_ones = [
+            {"waiver": w.label(), "detail": f"its checks pass now; remove it ({w.describe()})"}
+            for w in stale(state.waivers, state.results, state.metadata.target_identity, state.today)
+        ]
+        return {"applied": applied, "expired": expired, "stale": stale_ones}
+
+    def _comparison(self) -> dict[str, list[str]] | None:
+        state = _state(self.config)
+        return compare(state.baseline, state.results) if state.baseline is not None else None
+
     def _decide(self, session: pytest.Session) -> None:
         """The run's exit code (conformance.runner.verdict): set on the session so pytest exits with it."""
         state = _state(session.config)
         if not state.results or session.exitstatus not in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED):
             return
-        outage = next((r["message"] for r in state.results if r.get("message")), None)
+        outage = next((r["outage"] for r in state.results if r.get("outage")), None)
         preflight = state.preflight_error or next((r["preflight"] for r in state.results if r.get("preflight")), None)
-        state.verdict = verdict(state.results, outage=outage, preflight=preflight)
-        session.exitstatus = state.verdict.code
+        decided = verdict(state.results, outage=outage, preflight=preflight)
+        comparison = self._comparison()
+        regressions = comparison["regressions"] if comparison is not None else None
+        if decided.code == EXIT_FAILED and state.fail_on == "regression" and regressions == []:
+            decided = Verdict(EXIT_OK, None)  # only failures the baseline already had
+        state.verdict = decided
+        session.exitstatus = decided.code
 
+    @pytest.hookimpl(tryfirst=True)
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
         state = _state(session.config)
         if hasattr(session.config, "workerinput"):
@@ -862,15 +1060,57 @@ class ResultCollector:
             session.exitstatus = EXIT_INTERRUPTED
         self._one_outage()
         self._decide(session)
-        if state.results_path is None:
+        if state.results:
+            self._learn_the_client_id()
+            self._write_allure_files(session.config)
+            self._describe_in_junit(session.config)
+        if state.results_path is None or not state.results:
             return
-        state.results_path.parent.mkdir(parents=True, exist_ok=True)
-        document = {
-            "exitstatus": int(session.exitstatus),
-            "unjudged_reason": state.verdict.reason if state.verdict else None,
-            **self._traffic(),
-            "checks": sorted(state.results, key=lambda r: r["check"]),
-        }
-        tmp = state.results_path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(document, indent=1), encoding="utf-8")
-        os.replace(tmp, state.results_path)
+        document = results_document.build(
+            state.results,
+            run=state.metadata.as_dict() if state.metadata is not None else None,
+            exitstatus=int(session.exitstatus),
+            unjudged_reason=state.verdict.reason if state.verdict else None,
+            traffic=self._traffic(),
+            waivers=self._waiver_report(),
+            comparison=self._comparison(),
+        )
+        results_document.write(state.results_path, document)
+        results_document.write_atomically(state.results_path.parent / "summary.md", summary.render(document))
+
+    def _learn_the_client_id(self) -> None:
+        """The embedded server's client is made when it starts (in a worker, under xdist): the checks carry it."""
+        state = _state(self.config)
+        known = next((r["client_id"] for r in state.results if r.get("client_id")), None)
+        if state.metadata is not None and not state.metadata.client_id and known:
+            state.metadata = dataclasses.replace(state.metadata, client_id=str(known))
+
+    def _describe_in_junit(self, config: pytest.Config) -> None:
+        """The JUnit suite named after the system and target, with the run's metadata as its properties (this runs
+        before the junitxml plugin writes its file)."""
+        from _pytest.junitxml import xml_key
+
+        xml = config.stash.get(xml_key, None)
+        state = _state(config)
+        if xml is None or state.metadata is None:
+            return
+        if config.getini("junit_suite_name") == "pytest":
+            xml.suite_name = f"{state.metadata.system} @ {state.metadata.target}"
+        for name, value in state.metadata.properties():
+            xml.add_global_property(name, state.redactor.text(value))
+
+    def _write_allure_files(self, config: pytest.Config) -> None:
+        directory = getattr(config.option, "allure_report_dir", None)
+        state = _state(config)
+        if not directory or state.metadata is None:
+            return
+        properties = [(k, state.redactor.text(v)) for k, v in state.metadata.properties()]
+        allure_output.write_run_files(Path(directory), properties, state.metadata.ci)
+        allure_output.drop_fixture_containers(Path(directory))
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Under xdist only workers collect: the controller stops a misconfigured run here, with its one line."""
+    state = _state(session.config)
+    if state.config_error and not hasattr(session.config, "workerinput") and _runs_the_suites(session.config):
+        pytest.exit(f"configuration error: {state.config_error}", returncode=2)

@@ -15,8 +15,9 @@ EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_UNJUDGED = 0, 1, 2, 3
 EXIT_INTERRUPTED = 130
 """Ctrl-C: the shell's convention (128 + SIGINT)."""
 
-JUDGED = frozenset({"pass", "fail", "warning", "not-applicable"})
-"""Outcomes that say something about the target (not-applicable: it does not claim the feature)."""
+JUDGED = frozenset({"pass", "fail", "warning", "waived", "not-applicable"})
+"""Outcomes that say something about the target (not-applicable: it does not claim the feature; waived: a
+failure the user accepted for now)."""
 MOST = 0.5
 """Below this share of judged checks, the run could not judge the target."""
 
