@@ -114,6 +114,20 @@ def build_parser() -> argparse.ArgumentParser:
         default=[],
         help="embedded run only: switch a compliant reference-server variation on (`conformance variations`)",
     )
+    run.add_argument(
+        "--waivers", type=Path, help="waivers.toml: known deviations, reported as waived until they expire"
+    )
+    run.add_argument("--baseline", type=Path, help="an earlier results.json: report regressions, fixed and new checks")
+    run.add_argument(
+        "--fail-on",
+        choices=("failure", "regression"),
+        default="failure",
+        help="what fails the run: any failed check (default), or only regressions against --baseline",
+    )
+    run.add_argument(
+        "--report", action="store_true", help="also build the HTML report (Allure Report 3) when the run ends"
+    )
+    run.add_argument("--single-file", action="store_true", help="with --report: one self-contained HTML file")
     run.add_argument("pytest_args", nargs=argparse.REMAINDER, help="after --: extra arguments for pytest")
 
     mock = commands.add_parser("mock", help="serve the reference server")
@@ -294,6 +308,15 @@ def command_run(args: argparse.Namespace) -> int:
         pytest_args += ["--conformance-mock-fault", fault]
     for variation in args.variation:
         pytest_args += ["--conformance-mock-variation", variation]
+    _check_waivers_and_baseline(args)
+    if args.waivers:
+        pytest_args += ["--conformance-waivers", str(args.waivers)]
+    if args.baseline:
+        pytest_args += ["--conformance-baseline", str(args.baseline)]
+    if args.fail_on != "failure":
+        if not args.baseline:
+            raise UsageError("--fail-on regression needs --baseline FILE (an earlier run's results.json)")
+        pytest_args += ["--conformance-fail-on", args.fail_on]
     pytest_args += [
         "--alluredir",
         str(reports / "allure-results"),
@@ -346,6 +369,22 @@ def command_run(args: argparse.Namespace) -> int:
     if code == EXIT_UNJUDGED and not (reports / "results.json").exists():
         print("conformance: error: the suite itself failed (INTERNALERROR above); please report it", file=sys.stderr)
     return EXIT_UNJUDGED
+
+
+def _check_waivers_and_baseline(args: argparse.Namespace) -> None:
+    """Both files are read before anything runs: a typo in a waiver must not waive nothing, silently."""
+    from conformance.core.config import ConfigError
+    from conformance.runner.baseline import load_baseline
+    from conformance.runner.waivers import load_waivers
+
+    try:
+        if args.waivers:
+            load_waivers(args.waivers, suites_dir())
+        if args.baseline:
+            load_baseline(args.baseline)
+    except ConfigError as exc:
+        flag = "--waivers" if args.waivers and str(args.waivers) in str(exc) else "--baseline"
+        raise UsageError(f"{flag}: {exc}") from None
 
 
 def _check_reports_dir(reports: Path) -> None:
