@@ -36,33 +36,30 @@ WARNING_PREFIX = "warning: "
 WAIVED_PREFIX = "waived: "
 
 CATEGORIES = [
+    # Regexes without inline flags: Allure 2 reads them as Java, Allure 3 as JavaScript. Messages are one line.
     {
-        "name": "Spec violations (a SHALL the server must meet)",
+        "name": "Target taken down by a request",
         "matchedStatuses": ["failed"],
-        "messageRegex": r"(?s)(?!target down|the server stopped answering).*",
+        "messageRegex": ".*stopped answering.*",
     },
-    {
-        "name": "Target took down by a request",
-        "matchedStatuses": ["failed"],
-        "messageRegex": r"(?s).*stopped answering.*",
-    },
+    {"name": "Spec violations (a requirement the server must meet)", "matchedStatuses": ["failed"]},
     {
         "name": "Target unreachable or unusable (not judged)",
         "matchedStatuses": ["broken"],
-        "messageRegex": r"(?s).*(could not be reached|gives no usable answer|stopped answering|no response|timed out"
-        r"|connection|refused|reset).*",
+        "messageRegex": ".*(could not be reached|no usable answer|stopped answering|could not connect|timed out"
+        "|timeout|connection|refused|reset|no response).*",
     },
-    {"name": "Suite or harness errors (please report)", "matchedStatuses": ["broken"]},
+    {"name": "Suite or harness errors (please report them)", "matchedStatuses": ["broken"]},
     {
         "name": "Warnings (SHOULD-level misses; the checks passed)",
         "matchedStatuses": ["passed"],
-        "messageRegex": r"(?s)warning: .*",
+        "messageRegex": "warning: .*",
     },
-    {"name": "Waived deviations", "matchedStatuses": ["skipped"], "messageRegex": r"(?s)waived: .*"},
+    {"name": "Waived deviations", "matchedStatuses": ["skipped"], "messageRegex": ".*waived: .*"},
     {
-        "name": "Not run (configuration, preflight or an earlier outage)",
+        "name": "Not run (configuration, preflight or an outage)",
         "matchedStatuses": ["skipped"],
-        "messageRegex": r"(?s).*not run: .*",
+        "messageRegex": ".*not run: .*",
     },
 ]
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import shutil
 import sys
 import time
 from collections.abc import Sequence
@@ -130,6 +132,18 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--single-file", action="store_true", help="with --report: one self-contained HTML file")
     run.add_argument("pytest_args", nargs=argparse.REMAINDER, help="after --: extra arguments for pytest")
 
+    report = commands.add_parser(
+        "report", help="build the HTML report (Allure Report 3) from the last run's results and print its path"
+    )
+    report.add_argument("--reports", type=Path, default=Path("reports"), help="report directory (default ./reports)")
+    report.add_argument("--single-file", action="store_true", help="one self-contained HTML file (for CI artifacts)")
+    report.add_argument("--output", type=Path, help="where to write the report (default REPORTS/html)")
+    report.add_argument(
+        "--install",
+        action="store_true",
+        help="install the pinned Allure Report 3 with npm (into ~/.cache) first; alone, before any run, only that",
+    )
+
     mock = commands.add_parser("mock", help="serve the reference server")
     mock.add_argument(
         "--profile",
@@ -218,6 +232,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return command_run(args)
         if args.command == "mock":
             return command_mock(args)
+        if args.command == "report":
+            return command_report(args)
         if args.command == "faults":
             return command_faults(args)
         if args.command == "variations":
@@ -317,14 +333,14 @@ def command_run(args: argparse.Namespace) -> int:
         if not args.baseline:
             raise UsageError("--fail-on regression needs --baseline FILE (an earlier run's results.json)")
         pytest_args += ["--conformance-fail-on", args.fail_on]
+    staging = _fresh_staging(reports)
     pytest_args += [
         "--alluredir",
-        str(reports / "allure-results"),
-        "--clean-alluredir",
+        str(staging / "allure-results"),
         "--junitxml",
-        str(reports / "junit.xml"),
+        str(staging / "junit.xml"),
         "--conformance-results",
-        str(reports / "results.json"),
+        str(staging / "results.json"),
         "-p",
         "no:randomly",
         # The command imports httpx (and anyio) before pytest starts; pytest's note that it cannot rewrite
@@ -347,28 +363,77 @@ def command_run(args: argparse.Namespace) -> int:
     where = "the embedded reference server" if config.embedded else config.base_url
     print(f"conformance: certifying {where} (profile {config.profile}); reports in {reports}/", flush=True)
     started = time.monotonic()
-    (reports / "results.json").unlink(missing_ok=True)  # a stale file would hide an internal error
     code = pytest.main(pytest_args)
     elapsed = time.monotonic() - started
-    print(
-        f"conformance: finished in {elapsed:.1f} s; Allure results in {reports / 'allure-results'}",
-        flush=True,
-    )
-    if code == pytest.ExitCode.OK:
-        return EXIT_OK
-    if code == pytest.ExitCode.TESTS_FAILED:
-        return EXIT_FAILED
-    if code == pytest.ExitCode.NO_TESTS_COLLECTED:
-        print("conformance: error: no checks were selected", file=sys.stderr)
-        return EXIT_USAGE
-    if code == EXIT_INTERRUPTED:
-        return EXIT_INTERRUPTED
-    if code in (pytest.ExitCode.USAGE_ERROR, EXIT_USAGE):
+    if code in (pytest.ExitCode.NO_TESTS_COLLECTED, pytest.ExitCode.USAGE_ERROR, EXIT_USAGE):
+        shutil.rmtree(staging, ignore_errors=True)  # nothing was judged: the previous reports stay as they were
+        if code == pytest.ExitCode.NO_TESTS_COLLECTED:
+            print("conformance: error: no checks were selected; the previous reports were left alone", file=sys.stderr)
         # The plugin ends a misconfigured run with 2 (its Ctrl-C is 130): both are usage errors here.
         return EXIT_USAGE
-    if code == EXIT_UNJUDGED and not (reports / "results.json").exists():
-        print("conformance: error: the suite itself failed (INTERNALERROR above); please report it", file=sys.stderr)
-    return EXIT_UNJUDGED
+    internal_error = code == EXIT_UNJUDGED and not (staging / "results.json").exists()
+    _publish(staging, reports)
+    print(f"conformance: finished in {elapsed:.1f} s; reports in {reports}/ (summary.md, results.json)", flush=True)
+    if code == pytest.ExitCode.OK:
+        result = EXIT_OK
+    elif code == pytest.ExitCode.TESTS_FAILED:
+        result = EXIT_FAILED
+    elif code == EXIT_INTERRUPTED:
+        return EXIT_INTERRUPTED
+    else:
+        if internal_error:
+            print(
+                "conformance: error: the suite itself failed (INTERNALERROR above); please report it", file=sys.stderr
+            )
+        result = EXIT_UNJUDGED
+    if args.report:
+        from conformance.runner import html_report
+
+        try:
+            print(f"conformance: HTML report {html_report.build(reports, single_file=args.single_file)}", flush=True)
+        except html_report.ReportError as exc:
+            print(f"conformance: error: {_one_line(str(exc))}", file=sys.stderr)
+    return result
+
+
+PUBLISHED = ("allure-results", "junit.xml", "results.json", "summary.md")
+"""What a run writes into --reports; everything else there (history.jsonl, a baseline, html/) is left alone."""
+
+
+def _fresh_staging(reports: Path) -> Path:
+    """The run writes here first, so a run that selects nothing, or a usage error, never wipes the last reports."""
+    staging = reports / ".run"
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    return staging
+
+
+def _publish(staging: Path, reports: Path) -> None:
+    """Move this run's files into place, replacing the previous run's (also the ones this run did not write)."""
+    for name in PUBLISHED:
+        old = reports / name
+        if old.is_dir():
+            shutil.rmtree(old)
+        else:
+            old.unlink(missing_ok=True)
+        if (staging / name).exists():
+            os.replace(staging / name, old)
+    shutil.rmtree(staging, ignore_errors=True)
+
+
+def command_report(args: argparse.Namespace) -> int:
+    from conformance.runner import html_report
+
+    try:
+        if args.install:
+            print(f"conformance: Allure Report 3 at {html_report.install()}", flush=True)
+            if not (args.reports / "allure-results").is_dir():
+                return EXIT_OK  # installed ahead of any run (a set-up step)
+        index = html_report.build(args.reports, single_file=args.single_file, output=args.output)
+    except html_report.ReportError as exc:
+        raise UsageError(str(exc)) from None
+    print(index)
+    return EXIT_OK
 
 
 def _check_waivers_and_baseline(args: argparse.Namespace) -> None:
