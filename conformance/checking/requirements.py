@@ -43,9 +43,12 @@ class Requirement:
     """The rule, quoted or closely paraphrased, with its section."""
     party: str
     """Who the sentence binds: one of PARTIES."""
+    untested: str | None = None
+    """Why no check enforces it (a rule that cannot be tested from outside the server), for the coverage report."""
 
 
 COLUMNS = ("id", "level", "summary", "sentence", "party", "url")
+OPTIONAL_COLUMNS = ("untested",)
 
 
 def parse_requirements(rows: list[dict[str, Any]], source: str = CATALOGUE_FILE) -> dict[str, Requirement]:
@@ -53,7 +56,9 @@ def parse_requirements(rows: list[dict[str, Any]], source: str = CATALOGUE_FILE)
     catalogue: dict[str, Requirement] = {}
     for number, row in enumerate(rows, 1):
         where = f"{source} requirement #{number} ({row.get('id', '?')})"
-        check_columns(row, where, COLUMNS)
+        check_columns(row, where, COLUMNS, OPTIONAL_COLUMNS)
+        if "untested" in row and (not isinstance(row["untested"], str) or not row["untested"].strip()):
+            raise CatalogueError(f"{where}: untested must be a non-empty string (why no check can enforce it)")
         for column in COLUMNS:
             if not isinstance(row.get(column), str) or not row[column].strip():
                 raise CatalogueError(f"{where}: {column} must be a non-empty string")
@@ -69,7 +74,9 @@ def parse_requirements(rows: list[dict[str, Any]], source: str = CATALOGUE_FILE)
             raise CatalogueError(f"{where}: url must be an absolute http(s) URL")
         if row["party"] not in PARTIES:
             raise CatalogueError(f"{where}: party must be one of {', '.join(PARTIES)}, got {row['party']!r}")
-        catalogue[row["id"]] = Requirement(row["id"], level, row["summary"], row["url"], row["sentence"], row["party"])
+        catalogue[row["id"]] = Requirement(
+            row["id"], level, row["summary"], row["url"], row["sentence"], row["party"], row.get("untested")
+        )
     return catalogue
 
 

@@ -78,6 +78,13 @@ def _add_target_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _version() -> str:
+    from conformance import __version__
+    from conformance.core.catalogues import catalogue_version
+
+    return f"{__version__} (catalogues {catalogue_version()})"
+
+
 def _profile_list(aliases: bool = False) -> str:
     """The profile names for help texts (with aliases in brackets, for the reference server)."""
     shown = []
@@ -96,6 +103,7 @@ def build_parser() -> argparse.ArgumentParser:
             "error, 3 the target could not be judged."
         ),
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     run = commands.add_parser("run", help="run the suites against a target (default: the embedded reference server)")
@@ -143,6 +151,15 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="install the pinned Allure Report 3 with npm (into ~/.cache) first; alone, before any run, only that",
     )
+
+    requirements = commands.add_parser(
+        "requirements", help="traceability: each requirement, its checks and their last result; SHALL rules unchecked"
+    )
+    requirements.add_argument("--format", choices=("text", "csv"), default="text", help="output format (default text)")
+    requirements.add_argument(
+        "--results", type=Path, default=Path("reports/results.json"), help="last results (default reports/results.json)"
+    )
+    requirements.add_argument("--profile", help="only the checks of this profile")
 
     mock = commands.add_parser("mock", help="serve the reference server")
     mock.add_argument(
@@ -234,6 +251,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return command_mock(args)
         if args.command == "report":
             return command_report(args)
+        if args.command == "requirements":
+            return command_requirements(args)
         if args.command == "faults":
             return command_faults(args)
         if args.command == "variations":
@@ -419,6 +438,20 @@ def _publish(staging: Path, reports: Path) -> None:
         if (staging / name).exists():
             os.replace(staging / name, old)
     shutil.rmtree(staging, ignore_errors=True)
+
+
+def command_requirements(args: argparse.Namespace) -> int:
+    from conformance.runner import requirements_report
+
+    if args.profile and not profiles.is_known(args.profile):
+        raise UsageError(f"--profile must be one of {_profile_list(aliases=True)}")
+    results = args.results if args.results.is_file() else None
+    traces = requirements_report.trace(suites_dir(), results, args.profile)
+    if args.format == "csv":
+        sys.stdout.write(requirements_report.render_csv(traces))
+    else:
+        sys.stdout.write(requirements_report.render_text(traces, results))
+    return EXIT_OK
 
 
 def command_report(args: argparse.Namespace) -> int:

@@ -56,7 +56,8 @@ def counts(checks: Iterable[Mapping[str, Any]]) -> dict[str, int]:
 
 
 def worst(outcomes: Iterable[str]) -> str:
-    ranked = [o for o in WORST_FIRST if o in set(outcomes)]
+    present = set(outcomes)  # once: a generator is used up by the first test
+    ranked = [o for o in WORST_FIRST if o in present]
     return ranked[0] if ranked else "not-run"
 
 

@@ -63,7 +63,12 @@ def render(document: Mapping[str, Any]) -> str:
     comparison = document.get("comparison")
     if comparison:
         lines += ["", "### Compared with the baseline", ""]
-        for key, title in (("regressions", "regressions"), ("fixed", "fixed"), ("new_checks", "new checks")):
+        for key, title in (
+            ("regressions", "regressions"),
+            ("fixed", "fixed"),
+            ("new_checks", "new checks"),
+            ("missing", "missing checks"),
+        ):
             items = comparison.get(key) or []
             lines.append(
                 f"- {len(items)} {title}" + (": " + ", ".join(f"`{_cell(i)}`" for i in items[:20]) if items else "")
