@@ -51,7 +51,9 @@ def _target_overrides(args: argparse.Namespace) -> dict[str, Any]:
 
 def _add_target_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("target (flags override CONFORMANCE_* variables, which override the file)")
-    group.add_argument("--config", type=Path, help="target configuration file (TOML); see examples/target.example.toml")
+    group.add_argument(
+        "--config", type=Path, help="target configuration file (TOML); `conformance init` writes a commented one"
+    )
     group.add_argument("--target-url", help="FHIR base URL; without it the embedded reference server is certified")
     group.add_argument("--profile", help=f"{_profile_list()} (default {profiles.DEFAULT.name})")
     group.add_argument("--client-id", help="client id registered at the target")
@@ -161,6 +163,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     requirements.add_argument("--profile", help="only the checks of this profile")
 
+    init = commands.add_parser("init", help="write a commented target configuration to fill in (target.toml)")
+    init.add_argument("path", type=Path, nargs="?", default=Path("target.toml"), help="where (default ./target.toml)")
+    init.add_argument("--force", action="store_true", help="overwrite an existing file")
+
     mock = commands.add_parser("mock", help="serve the reference server")
     mock.add_argument(
         "--profile",
@@ -251,6 +257,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return command_mock(args)
         if args.command == "report":
             return command_report(args)
+        if args.command == "init":
+            return command_init(args)
         if args.command == "requirements":
             return command_requirements(args)
         if args.command == "faults":
@@ -438,6 +446,22 @@ def _publish(staging: Path, reports: Path) -> None:
         if (staging / name).exists():
             os.replace(staging / name, old)
     shutil.rmtree(staging, ignore_errors=True)
+
+
+def command_init(args: argparse.Namespace) -> int:
+    """The example configuration ships in the package, so an installed wheel can start a project too."""
+    from importlib import resources
+
+    path: Path = args.path
+    if path.exists() and not args.force:
+        raise UsageError(f"{path} exists; pass --force to overwrite it")
+    text = resources.files("conformance").joinpath("examples", "target.example.toml").read_text(encoding="utf-8")
+    try:
+        path.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise UsageError(f"cannot write {path}: {exc.strerror or exc}") from None
+    print(f"wrote {path}: fill in target.base_url, auth.client_id and the key, then `conformance run --config {path}`")
+    return EXIT_OK
 
 
 def command_requirements(args: argparse.Namespace) -> int:

@@ -241,7 +241,7 @@ def _read_toml(path: Path, raw: _Values, given_by: str = "") -> None:
     for section, table in data.items():
         if not isinstance(table, dict):
             raise ConfigError(
-                f"top-level key {section!r} in {path} must be a [section]; see examples/target.example.toml"
+                f"top-level key {section!r} in {path} must be a [section]; see `conformance init` for the layout"
             )
         for name, value in table.items():
             key = f"{section}.{name}"

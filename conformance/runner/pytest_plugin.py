@@ -15,11 +15,12 @@ import datetime as dt
 import inspect
 import math
 import os
+import sys
 from collections import Counter
 from collections.abc import Generator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import pytest
 
@@ -288,6 +289,12 @@ def parse_mock_settings(values: list[str]) -> dict[str, Any]:
     return settings
 
 
+def _stop_for_configuration(problem: str) -> NoReturn:
+    """End the run with the usage code; the one line goes to stderr too, where `conformance run` users look."""
+    print(f"conformance: error: {problem}", file=sys.stderr, flush=True)
+    pytest.exit(f"configuration error: {problem}", returncode=2)
+
+
 def _state(config: pytest.Config) -> PluginState:
     return config.stash[config_key]
 
@@ -365,7 +372,9 @@ _interrupted: list[bool] = []
 
 
 @pytest.hookimpl(tryfirst=True, specname="pytest_collection_modifyitems")
-def check_the_waivers(session: pytest.Session, config: pytest.Config, items: list[pytest.Item]) -> None:
+def pytest_collection_modifyitems_check_the_waivers(
+    session: pytest.Session, config: pytest.Config, items: list[pytest.Item]
+) -> None:
     """Before -k and -m deselect anything: a waiver must name a check that exists, selected or not."""
     state = _state(config)
     if not state.waivers or state.config_error:
@@ -373,7 +382,7 @@ def check_the_waivers(session: pytest.Session, config: pytest.Config, items: lis
     collected = {check_id(i) for i in items if _is_check(i)}
     problems = unknown_cases(state.waivers, collected, {c.split("::", 1)[0] for c in collected})
     if problems:
-        pytest.exit(f"configuration error: {problems[0]}", returncode=2)
+        _stop_for_configuration(problems[0])
 
 
 def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -382,7 +391,7 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
     if not checks:
         return
     if state.config_error:
-        pytest.exit(f"configuration error: {state.config_error}", returncode=2)
+        _stop_for_configuration(state.config_error)
     assert state.target_config is not None
     profile = profiles.get(state.target_config.profile)
     keep, drop = [], []
@@ -875,6 +884,7 @@ def _settle(item: pytest.Item, state: PluginState) -> None:
         message = f"{allure_output.WARNING_PREFIX}{message}"
         allure_output.add_tag(item, "warning")
     elif outcome == "waived":
+        message = f"{allure_output.WAIVED_PREFIX}{message}"
         allure_output.add_tag(item, "waived")
     elif outcome not in ("fail", "broken"):
         message = None  # Allure keeps the skip reason it read itself
@@ -1113,4 +1123,4 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     """Under xdist only workers collect: the controller stops a misconfigured run here, with its one line."""
     state = _state(session.config)
     if state.config_error and not hasattr(session.config, "workerinput") and _runs_the_suites(session.config):
-        pytest.exit(f"configuration error: {state.config_error}", returncode=2)
+        _stop_for_configuration(state.config_error)

@@ -110,6 +110,9 @@ def _known_check(check: object, where: str, suites_home: Path) -> None:
     match = CHECK_ID.fullmatch(check) if isinstance(check, str) else None
     if match is None:
         raise ConfigError(f"{where}: check {check!r} is not a check id such as 'token/test_x.py::test_y[case]'")
+    if not (Path(match["file"]).name.startswith("test_") and match["function"].startswith("test")):
+        # A helper or fixture (assertion_cases.py::_simple, ::perform) exists but is never a check: it waives nothing.
+        raise ConfigError(f"{where}: check {check!r} names no check (checks are test* functions in test_*.py files)")
     file = suites_home / match["file"]
     if not file.is_file():
         raise ConfigError(f"{where}: check {check!r} names no suite file (no {match['file']} under suites/)")
