@@ -165,3 +165,35 @@ def test_invalid_toml_is_reported_with_the_file(tmp_path: Path) -> None:
     toml = write(tmp_path / "t.toml", "[target\n")
     with pytest.raises(ConfigError, match=f"{toml} is not valid TOML"):
         load_config(toml, environ={})
+
+
+def test_environment_variables_are_substituted_in_file_values(tmp_path: Path, rsa_pem: Path) -> None:
+    toml = write(
+        tmp_path / "target.toml",
+        '[target]\nbase_url = "https://${STAGING_HOST}/r4"\n'
+        '[auth]\nclient_id = "${CLIENT}"\nprivate_key = "client.pem"\nscopes = ["system/${TYPE}.read"]\n'
+        '[http]\nproxy = "none"\nsecret_headers = ["X-Cost$$Center"]\n',
+    )
+    config = load_config(toml, environ={"STAGING_HOST": "stage.example.org", "CLIENT": "c-1", "TYPE": "Patient"})
+    assert config.base_url == "https://stage.example.org/r4"
+    assert config.client_id == "c-1"
+    assert config.scopes == ["system/Patient.read"]
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        (
+            "https://${MISSING}/r4",
+            "target.base_url in {path} uses ${MISSING}, but environment variable MISSING is not set",
+        ),
+        ("https://${not a name}/r4", "target.base_url in {path}: ${not a name} is not an environment variable name"),
+    ],
+)
+def test_a_substitution_that_cannot_be_made_names_the_option_and_the_variable(
+    tmp_path: Path, value: str, message: str
+) -> None:
+    toml = write(tmp_path / "target.toml", f'[target]\nbase_url = "{value}"\n')
+    with pytest.raises(ConfigError) as error:
+        load_config(toml, environ={})
+    assert str(error.value) == message.replace("{path}", str(toml))

@@ -80,6 +80,23 @@ def _add_target_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _environment_help() -> str:
+    """The CONFORMANCE_* variables, for --help (flags override them; they override the config file)."""
+    from conformance.runner.configuration import DEFAULT_SECRET_ENV, ENVIRONMENT
+
+    rows = [("CONFORMANCE_CONFIG", "the target configuration file (as --config)")]
+    rows += [(name, option) for name, option in ENVIRONMENT.items()]
+    rows += [
+        (DEFAULT_SECRET_ENV, "the client secret (client-secret profile; auth.client_secret_env names another)"),
+        ("CONFORMANCE_ALLURE", "an Allure Report 3 `allure` executable for `conformance report`"),
+    ]
+    width = max(len(name) for name, _ in rows)
+    lines = ["Environment variables (flags override them; they override the config file):"]
+    lines += [f"  {name.ljust(width)}  {option}" for name, option in rows]
+    lines.append("Config file values may use ${NAME} for an environment variable ($$ for a literal $).")
+    return "\n".join(lines)
+
+
 def _version() -> str:
     from conformance import __version__
     from conformance.core.catalogues import catalogue_version
@@ -102,8 +119,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="Conformance checks for FHIR system-to-system (B2B) authorization.",
         epilog=(
             "Exit codes: 0 all checks passed (warnings allowed), 1 a check failed, 2 usage or configuration "
-            "error, 3 the target could not be judged."
+            "error, 3 the target could not be judged.\n\n" + _environment_help()
         ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -162,6 +180,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--results", type=Path, default=Path("reports/results.json"), help="last results (default reports/results.json)"
     )
     requirements.add_argument("--profile", help="only the checks of this profile")
+
+    completion = commands.add_parser(
+        "completion", help='print a shell completion script: eval "$(conformance completion bash)"'
+    )
+    completion.add_argument("shell", choices=("bash", "zsh"), help="the shell")
 
     init = commands.add_parser("init", help="write a commented target configuration to fill in (target.toml)")
     init.add_argument("path", type=Path, nargs="?", default=Path("target.toml"), help="where (default ./target.toml)")
@@ -259,6 +282,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             return command_report(args)
         if args.command == "init":
             return command_init(args)
+        if args.command == "completion":
+            from conformance.runner.completion import script
+
+            sys.stdout.write(script(parser, args.shell))
+            return EXIT_OK
         if args.command == "requirements":
             return command_requirements(args)
         if args.command == "faults":

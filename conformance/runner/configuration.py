@@ -207,7 +207,7 @@ def load_config(
     source = "defaults"
     if path is not None:
         source = str(path)
-        _read_toml(path, raw, given_by)
+        _read_toml(path, raw, environ, given_by)
     for var, key in ENVIRONMENT.items():
         if environ.get(var):
             value: Any = environ[var]
@@ -224,7 +224,7 @@ def load_config(
     return _build(raw, source, environ)
 
 
-def _read_toml(path: Path, raw: _Values, given_by: str = "") -> None:
+def _read_toml(path: Path, raw: _Values, environ: Mapping[str, str], given_by: str = "") -> None:
     """Read the file into `raw`; `given_by` (the environment variable that named it) is named when it is unusable."""
     by = f" ({given_by})" if given_by else ""
     if not path.exists():
@@ -255,7 +255,33 @@ def _read_toml(path: Path, raw: _Values, given_by: str = "") -> None:
                 hint = [k for k in SCHEMA if k.split(".", 1)[1] == name] or difflib.get_close_matches(key, SCHEMA, n=1)
                 suggestion = f"; did you mean {' or '.join(hint)}?" if hint else ""
                 raise ConfigError(f"unknown option {key} in {path}{suggestion}")
-            raw.set(key, value, origin, path.parent)
+            raw.set(key, _substitute(value, key, path, environ), origin, path.parent)
+
+
+_VARIABLE = re.compile(r"\$\$|\$\{([^}]*)\}")
+_VARIABLE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def _substitute(value: Any, key: str, path: Path, environ: Mapping[str, str]) -> Any:
+    """`${NAME}` in a string value is the environment variable NAME (`$$` is a literal `$`), so one file serves
+    every CI stage. Secrets have no option in the file at all (auth.client_secret_env names a variable instead),
+    so nothing secret comes in this way."""
+    if isinstance(value, list):
+        return [_substitute(item, key, path, environ) for item in value]
+    if not isinstance(value, str) or "$" not in value:
+        return value
+
+    def replace(match: re.Match[str]) -> str:
+        if match.group(0) == "$$":
+            return "$"
+        name = match.group(1)
+        if not _VARIABLE_NAME.fullmatch(name):
+            raise ConfigError(f"{key} in {path}: ${{{name}}} is not an environment variable name")
+        if name not in environ:
+            raise ConfigError(f"{key} in {path} uses ${{{name}}}, but environment variable {name} is not set")
+        return environ[name]
+
+    return _VARIABLE.sub(replace, value)
 
 
 def _coerce(key: str, value: Any, raw: _Values) -> Any:
