@@ -64,7 +64,8 @@ def rendered_text(url: str) -> list[str]:
 
 @pytest.fixture(scope="module")
 def report(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A run with one area passing and a fault that fails checks in another, and its report (folder form)."""
+    """A run with discovery passing but for one warning and a fault that fails token checks; its report (folder
+    form)."""
     work = tmp_path_factory.mktemp("report")
     proc = subprocess.run(
         [
@@ -75,6 +76,8 @@ def report(tmp_path_factory: pytest.TempPathFactory) -> Path:
             "out",
             "--fault",
             "lenient-required-claims",
+            "--fault",
+            "no-smart-security-service",  # a SHOULD miss: a warning
             "-k",
             "test_no_token_is_issued or discovery",
             "--report",
@@ -135,6 +138,14 @@ def test_a_failed_check_shows_its_finding_grouping_and_evidence(report: Path, se
     assert "request" in attachments and "response" in attachments
     files = [p.read_text() for p in (report / "allure-results").glob("*-attachment.txt")]
     assert any("POST" in f and "client_assertion" in f and "[signature-redacted]" in f for f in files)
+
+
+@needs_the_tools
+def test_warnings_have_a_category_of_their_own(served: str) -> None:
+    text = rendered_text(f"{served}#categories")
+    warnings = text.index("Warnings (SHOULD-level misses; the checks passed)")
+    assert text[warnings + 1] == "1", text[warnings - 4 : warnings + 4]
+    assert "Spec violations (a requirement the server must meet)" in text
 
 
 @needs_the_tools
