@@ -66,3 +66,18 @@ def test_completion_script_completes_commands_flags_and_choices(shell: str, tmp_
     assert "--fail-on" in complete("conformance", "run", "--fa")
     assert complete("conformance", "run", "--fail-on", "") == ["failure", "regression"]
     assert complete("conformance", "requirements", "--format", "c") == ["csv"]
+
+
+def test_a_closed_pipe_ends_quietly(tmp_path: Path) -> None:
+    proc = subprocess.run(
+        f"{sys.executable} -m conformance.runner.cli faults | head -1", shell=True, capture_output=True, text=True
+    )
+    assert proc.stdout.strip() and "Traceback" not in proc.stderr, proc.stderr
+
+
+@pytest.mark.parametrize("flag", ["--waivers", "--baseline"])
+def test_an_endless_input_file_is_one_line(flag: str, tmp_path: Path) -> None:
+    proc = subprocess.run(
+        [*CONFORMANCE, "run", flag, "/dev/zero"], capture_output=True, text=True, cwd=tmp_path, timeout=60
+    )
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and "larger than" in proc.stderr, proc.stderr

@@ -197,3 +197,15 @@ def test_a_substitution_that_cannot_be_made_names_the_option_and_the_variable(
     with pytest.raises(ConfigError) as error:
         load_config(toml, environ={})
     assert str(error.value) == message.replace("{path}", str(toml))
+
+
+def test_substituted_header_values_are_masked_like_secrets(tmp_path: Path) -> None:
+    toml = write(
+        tmp_path / "target.toml",
+        '[target]\nreads = [{ path = "Patient/1", headers = { X-Read-Key = "${READ_KEY}" } }]\n'
+        '[http]\nheaders = { X-Gateway-Token = "${GW_TOKEN}", X-Team = "fhir" }\nsecret_headers = ["X-Other"]\n',
+    )
+    config = load_config(toml, environ={"GW_TOKEN": "gw-secret-value", "READ_KEY": "read-secret"})
+    assert config.headers["X-Gateway-Token"] == "gw-secret-value"
+    assert dict(config.reads[0].headers)["X-Read-Key"] == "read-secret"
+    assert sorted(config.secret_headers) == ["X-Gateway-Token", "X-Other", "X-Read-Key"]

@@ -56,7 +56,7 @@ def test_fault_kills_exactly_its_checks(
     )
     # The exit code follows the outcomes (conformance.runner.verdict): a fault that takes the server down, or one
     # that leaves most checks unjudged, ends 3; a failed check 1.
-    outage = next((r["outage"] for r in results.values() if r.get("outage_at")), None)
+    outage = next((r["outage"] for r in results.values() if r.get("outage")), None)
     assert proc.returncode == verdict(results.values(), outage=outage).code
 
 

@@ -180,3 +180,21 @@ def test_no_results_is_one_line_saying_what_to_run(tmp_path: Path) -> None:
         [*CONFORMANCE, "report", "--reports", "nothing"], capture_output=True, text=True, cwd=tmp_path, timeout=60
     )
     assert proc.returncode == 2 and "run `conformance run --reports nothing` first" in proc.stderr
+
+
+def test_output_never_replaces_anything_but_an_earlier_report(tmp_path: Path) -> None:
+    reports = tmp_path / "out"
+    (reports / "allure-results").mkdir(parents=True)
+    (reports / "allure-results/x-result.json").write_text("{}")
+    victim = tmp_path / "victim"
+    victim.mkdir()
+    (victim / "keep.txt").write_text("mine")
+    (tmp_path / "afile").write_text("x")
+    for output, says in (
+        (victim, "holds no earlier report"),
+        (reports, "would overwrite the reports"),
+        (tmp_path / "afile", "is a file"),
+    ):
+        with pytest.raises(html_report.ReportError, match=says):
+            html_report.build(reports, output=output)
+    assert (victim / "keep.txt").read_text() == "mine"

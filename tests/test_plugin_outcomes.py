@@ -126,3 +126,34 @@ def test_junit_carries_requirement_level_and_outcome(run: tuple[pytest.RunResult
     assert props["warning"] == "a refresh_token was issued"
     pass_props = {p.get("name"): p.get("value") for p in cases["test_pass"].iter("property")}
     assert pass_props["note:status"] == "200"
+
+
+BROKEN_AND_KNOWN = """
+import pytest
+from conformance.core.outcomes import CheckFailure
+
+@pytest.fixture(scope="session")
+def target():
+    return object()
+
+@pytest.mark.requirement("SBS-TOKEN-02")
+def test_known_failure(target):
+    raise CheckFailure("known", expected="a", actual="b")
+
+@pytest.mark.requirement("SBS-TOKEN-02")
+@pytest.mark.parametrize("n", [1, 2, 3])
+def test_harness_trouble(target, n):
+    raise RuntimeError("the harness broke")
+"""
+
+
+def test_fail_on_regression_never_hides_broken_checks(pytester: pytest.Pytester) -> None:
+    """Only the failures the baseline had are forgiven: broken checks still make the run unjudged (3)."""
+    pytester.makepyfile(test_checks=BROKEN_AND_KNOWN)
+    common = ("-p", "no:cacheprovider", "-p", "no:randomly", "-p", "no:allure_pytest")
+    first = pytester.runpytest_subprocess(*common, "--conformance-results", "base.json")
+    assert first.ret == 1  # a failure outweighs the broken checks
+    second = pytester.runpytest_subprocess(
+        *common, "--conformance-baseline", "base.json", "--conformance-fail-on", "regression"
+    )
+    assert second.ret == 3, second.stdout.str()[-2000:]

@@ -54,6 +54,11 @@ def test_the_printed_curl_line_runs_against_the_reference_server(tmp_path: Path,
         "curl --data-urlencode client_assertion_type=urn:ietf:params:oauth:client-assertion-type:jwt-bearer "
         "--data-urlencode scope=system/Patient.rs",
         "the 401 has no Bearer challenge",
+        "the 401 has no Bearer challenge.",
+        "the token response lacks a Bearer access_token",
+        "the token response lacks a Bearer token_type.",
+        "HTTP Basic credentials.",
+        "WWW-Authenticate: Basic realm=fhir-server",
         "grant_type=urn:ietf:params:oauth:grant-type:jwt-bearer",
     ],
 )
@@ -67,7 +72,18 @@ def test_words_after_bearer_are_not_mistaken_for_credentials(text: str) -> None:
         "Authorization: Bearer abc123def456ghi",
         "authorization: bearer eyJhbGciOiJSUzM4NCJ9x",
         "Basic Y2xpZW50OnNlY3JldA==",
+        "Bearer 2YotnFZFEjr1zCsicMWpAA",  # RFC 6749's example access token
+        "Bearer abcdef.ghijkl.mnopqr",
     ],
 )
 def test_credentials_after_the_scheme_are_masked(text: str) -> None:
     assert "[redacted]" in Redactor().text(text)
+
+
+def test_reports_show_no_password_or_query_secret_of_the_target_url() -> None:
+    from conformance.core.redaction import display_url
+
+    shown = display_url("http://alice:S3cretPassw0rd@127.0.0.1:9/fhir?api_key=TOPSECRETKEY123")
+    assert "S3cretPassw0rd" not in shown and "TOPSECRETKEY123" not in shown
+    assert shown.startswith("http://alice:") and "127.0.0.1:9/fhir?api_key=" in shown
+    assert display_url("https://fhir.example.org/r4") == "https://fhir.example.org/r4"

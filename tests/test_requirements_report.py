@@ -77,3 +77,13 @@ def test_something(target):
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-p", "no:allure_pytest")
     assert result.ret != 0
     assert "unknown requirement id 'NOPE-99'" in result.stdout.str() + result.stderr.str()
+
+
+@pytest.mark.parametrize("content", [b"\x00\x01binary", b'{"checks": 5}', b"[1, 2]"])
+def test_a_results_file_that_is_not_one_is_a_usage_error(tmp_path: Path, content: bytes) -> None:
+    (tmp_path / "r.json").write_bytes(content)
+    proc = subprocess.run(
+        [*CONFORMANCE, "requirements", "--results", "r.json"], capture_output=True, text=True, cwd=tmp_path, timeout=120
+    )
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1
+    assert "--results r.json is not a results.json" in proc.stderr

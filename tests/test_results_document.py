@@ -506,7 +506,7 @@ def test_load_baseline_reads_a_schema_1_file(tmp_path: Path) -> None:
         (b'{"checks": {"a": "pass"}}', "is not a results.json (no checks list)"),
         (b'{"checks": [{"outcome": "pass"}]}', "is not a results.json (no checks list)"),
         (b"{not json", "cannot be read as results.json"),
-        (b"\xff\xfe\x00", "cannot be read as results.json"),
+        (b"\xff\xfe\x00", "is not UTF-8 text"),
     ],
     ids=["other-json", "list", "checks-not-a-list", "check-without-id", "not-json", "not-utf8"],
 )

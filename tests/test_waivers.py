@@ -397,3 +397,23 @@ def test_stale_needs_a_covered_check_and_only_passes() -> None:
     assert stale([make(1, target="https://staging.example.org/*")], [passed], target, TODAY) == []
     by_requirement = make(2, check=None, requirement="SBS-AERR-27")
     assert stale([by_requirement], [passed, dict(passed, check=CHECK + "x", outcome="fail")], target, TODAY) == []
+
+
+def test_an_unknown_case_under_xdist_is_one_line_and_leaves_the_reports_alone(tmp_path: Path) -> None:
+    """xdist restarts a worker that exits: the worker must run nothing and leave the verdict to the controller."""
+    before = conformance_run(tmp_path, None, fault=False)
+    assert before.proc.returncode == 0
+    previous = (before.out / "results.json").read_text(encoding="utf-8")
+    (tmp_path / "waivers.toml").write_text(waivers_toml(waiver(check=UNKNOWN_CASE)), encoding="utf-8")
+    proc = subprocess.run(
+        [*CONFORMANCE_RUN, "-k", KEYWORD, "--waivers", "waivers.toml", "-n", "2"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=120,
+    )
+    assert proc.returncode == 2, proc.stdout[-2000:]
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and UNKNOWN_CASE in lines[0] and "no such check" in lines[0], proc.stderr
+    assert (before.out / "results.json").read_text(encoding="utf-8") == previous
+    assert not (tmp_path / "out/.run").exists()

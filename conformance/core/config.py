@@ -25,6 +25,29 @@ class ConfigError(Exception):
     """A usage or configuration mistake; the CLI prints it on one line and exits 2."""
 
 
+SMALL_FILE_LIMIT = 10 * 1024 * 1024
+"""Waivers, baselines and other inputs a person writes or a run produced: far below this."""
+
+
+def read_small_file(path: Path, what: str, limit: int = SMALL_FILE_LIMIT) -> str:
+    """A UTF-8 text file of bounded size, every failure a ConfigError naming it (`what`: "waivers file")."""
+    try:
+        with path.open("rb") as handle:
+            data = handle.read(limit + 1)
+    except FileNotFoundError:
+        raise ConfigError(f"{what} {path} does not exist") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{what} {path} is a directory; name a file") from None
+    except OSError as exc:
+        raise ConfigError(f"{what} {path} cannot be read: {exc.strerror or exc}") from None
+    if len(data) > limit:
+        raise ConfigError(f"{what} {path} is larger than {limit // (1024 * 1024)} MB")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ConfigError(f"{what} {path} is not UTF-8 text") from None
+
+
 UDAP_VERSIONS = ("STU1.0", "STU1.1", "STU2")
 UDAP_FIXTURES = ("other", "lifecycle", "expired", "untrusted")
 

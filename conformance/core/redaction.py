@@ -35,8 +35,10 @@ JWK_PRIVATE_MEMBERS = frozenset({"d", "p", "q", "dp", "dq", "qi", "k", "oth"})
 _JWT_RE = re.compile(r"\b([A-Za-z0-9_-]{10,})\.([A-Za-z0-9_-]{2,}\.)([A-Za-z0-9_-]{8,})")
 _CREDENTIAL_RE = re.compile(
     r"(?<![\w-])(Basic|Bearer)\s+"  # the scheme as a word of its own: not the `bearer` of `jwt-bearer`
-    r"(?=[A-Za-z0-9+/=._~-]*[0-9+/=._~]|[A-Za-z]{20})"  # a credential, not the next word ("Bearer challenge")
-    r"([A-Za-z0-9+/=._~][A-Za-z0-9+/=._~-]{7,})",  # never a command-line flag (`--data-urlencode`)
+    # A credential (token68, RFC 9110 §11.2): 12+ characters holding a digit or an inner . ~ + /, as random
+    # tokens and JWTs do; not the next word of a sentence ("Bearer challenge.", "Bearer token_type",
+    # "Basic realm=fhir") and never a command-line flag.
+    r"(?=[A-Za-z0-9+/=._~-]*(?:[0-9]|[.~+/][A-Za-z0-9]))([A-Za-z0-9+/_~][A-Za-z0-9+/=._~-]{11,})",
     re.IGNORECASE,
 )
 _TEXT_SECRET_NAMES = "|".join(sorted(SECRET_FIELDS - {"code"}))
@@ -45,6 +47,18 @@ _SECRET_MEMBER_RE = re.compile(r'("(?:' + _TEXT_SECRET_NAMES + r')"\s*:\s*")((?:
 """A secret JSON member in text that does not parse (a body cut off mid-way): its value is masked all the same."""
 _SECRET_PAIR_RE = re.compile(r"\b((?:" + _TEXT_SECRET_NAMES + r")=)([^&\s\"]{4,})", re.IGNORECASE)
 _PEM_PRIVATE_RE = re.compile(r"-----BEGIN ([A-Z ]*)PRIVATE KEY-----.*?-----END \1PRIVATE KEY-----", re.DOTALL)
+
+
+def display_url(url: str) -> str:
+    """A URL as reports show it: no password in the authority, query values masked (an api_key, say)."""
+    parts = urlsplit(url)
+    netloc = parts.netloc
+    if "@" in netloc:
+        userinfo, host = netloc.rsplit("@", 1)
+        user = userinfo.split(":", 1)[0]
+        netloc = f"{user}:{MASK}@{host}" if ":" in userinfo else f"{MASK}@{host}"
+    query = urlencode([(k, MASK) for k, _ in parse_qsl(parts.query, keep_blank_values=True)], safe="[]")
+    return urlunsplit(parts._replace(netloc=netloc, query=query))
 
 
 class Redactor:

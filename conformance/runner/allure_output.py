@@ -141,7 +141,15 @@ def history_id(target_identity: str, profile: str, check_id: str) -> str:
     return hashlib.md5(f"{target_identity}\n{profile}\n{check_id}".encode()).hexdigest()
 
 
-def settle(item: pytest.Item, *, target_identity: str, profile: str, check_id: str, message: str | None) -> None:
+def settle(
+    item: pytest.Item,
+    *,
+    target_identity: str,
+    profile: str,
+    check_id: str,
+    message: str | None,
+    trace: str | None = None,
+) -> None:
     """At the check's last report: stable ids, case ids as parameter values, the one-line message, tags."""
     result = open_result(item)
     if result is None:
@@ -161,6 +169,8 @@ def settle(item: pytest.Item, *, target_identity: str, profile: str, check_id: s
 
         details = result.statusDetails or StatusDetails()
         details.message = message
+        if trace is not None:
+            details.trace = trace
         result.statusDetails = details
 
 

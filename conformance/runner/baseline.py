@@ -13,7 +13,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from conformance.core.config import ConfigError
+from conformance.core.config import ConfigError, read_small_file
 
 FAILED = frozenset({"fail"})
 FINE = frozenset({"pass", "warning", "waived"})
@@ -21,11 +21,12 @@ FINE = frozenset({"pass", "warning", "waived"})
 
 def load_baseline(path: Path) -> dict[str, str]:
     """Check id → outcome from an earlier results.json (schema 1 or 2)."""
+    if not path.exists():
+        raise ConfigError(f"baseline {path} does not exist (copy an earlier run's results.json there)")
+    text = read_small_file(path, "baseline", limit=200 * 1024 * 1024)  # a results.json of thousands of checks
     try:
-        document = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(f"baseline {path} does not exist (copy an earlier run's results.json there)") from None
-    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        document = json.loads(text)
+    except ValueError as exc:
         raise ConfigError(f"baseline {path} cannot be read as results.json: {exc}") from None
     checks = document.get("checks") if isinstance(document, dict) else None
     if not isinstance(checks, list) or not all(isinstance(c, dict) and "check" in c for c in checks):

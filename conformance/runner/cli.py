@@ -118,8 +118,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="conformance",
         description="Conformance checks for FHIR system-to-system (B2B) authorization.",
         epilog=(
-            "Exit codes: 0 all checks passed (warnings allowed), 1 a check failed, 2 usage or configuration "
-            "error, 3 the target could not be judged.\n\n" + _environment_help()
+            "Exit codes: 0 all checks passed (warnings and waived failures allowed), 1 a check failed, 2 usage or "
+            "configuration error, 3 the target could not be judged, 130 interrupted.\n\n" + _environment_help()
         ),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -177,7 +177,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     requirements.add_argument("--format", choices=("text", "csv"), default="text", help="output format (default text)")
     requirements.add_argument(
-        "--results", type=Path, default=Path("reports/results.json"), help="last results (default reports/results.json)"
+        "--results", type=Path, help="the last run's results.json (default reports/results.json, if there is one)"
     )
     requirements.add_argument("--profile", help="only the checks of this profile")
 
@@ -307,6 +307,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("conformance: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        # `conformance faults | head`: the reader has gone; say nothing more (and not at exit either).
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_OK
 
 
 def _errors_on_one_line(parser: argparse.ArgumentParser) -> None:
@@ -426,9 +430,13 @@ def command_run(args: argparse.Namespace) -> int:
             print("conformance: error: no checks were selected; the previous reports were left alone", file=sys.stderr)
         # The plugin ends a misconfigured run with 2 (its Ctrl-C is 130): both are usage errors here.
         return EXIT_USAGE
-    internal_error = code == EXIT_UNJUDGED and not (staging / "results.json").exists()
+    internal_error = code == EXIT_UNJUDGED and _suite_failed(staging / "results.json")
     _publish(staging, reports)
-    print(f"conformance: finished in {elapsed:.1f} s; reports in {reports}/ (summary.md, results.json)", flush=True)
+    written = [name for name in ("summary.md", "results.json", "junit.xml") if (reports / name).exists()]
+    print(
+        f"conformance: finished in {elapsed:.1f} s; reports in {reports}/ ({', '.join(written) or 'none written'})",
+        flush=True,
+    )
     if code == pytest.ExitCode.OK:
         result = EXIT_OK
     elif code == pytest.ExitCode.TESTS_FAILED:
@@ -449,6 +457,16 @@ def command_run(args: argparse.Namespace) -> int:
         except html_report.ReportError as exc:
             print(f"conformance: error: {_one_line(str(exc))}", file=sys.stderr)
     return result
+
+
+def _suite_failed(results: Path) -> bool:
+    """pytest's INTERNALERROR exits 3 like an unjudged target: the results file tells them apart."""
+    try:
+        document = json.loads(results.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError):
+        return True  # no results at all: the suite stopped before it could write them
+    reason = document.get("unjudged_reason") if isinstance(document, dict) else None
+    return isinstance(reason, str) and reason.startswith("the suite itself failed")
 
 
 PUBLISHED = ("allure-results", "junit.xml", "results.json", "summary.md")
@@ -497,13 +515,27 @@ def command_requirements(args: argparse.Namespace) -> int:
 
     if args.profile and not profiles.is_known(args.profile):
         raise UsageError(f"--profile must be one of {_profile_list(aliases=True)}")
-    results = args.results if args.results.is_file() else None
+    results: Path | None = args.results
+    if results is None:
+        default = Path("reports/results.json")
+        results = default if default.is_file() else None
+    elif requirements_report.last_outcomes(results)[1] == {} and not _empty_results(results):
+        raise UsageError(f"--results {results} is not a results.json written by `conformance run`")
     traces = requirements_report.trace(suites_dir(), results, args.profile)
     if args.format == "csv":
         sys.stdout.write(requirements_report.render_csv(traces))
     else:
         sys.stdout.write(requirements_report.render_text(traces, results))
     return EXIT_OK
+
+
+def _empty_results(path: Path) -> bool:
+    """A results.json of a run with no checks (valid, but nothing to trace)."""
+    try:
+        document = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError):
+        return False
+    return isinstance(document, dict) and document.get("checks") == []
 
 
 def command_report(args: argparse.Namespace) -> int:

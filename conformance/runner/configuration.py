@@ -238,6 +238,7 @@ def _read_toml(path: Path, raw: _Values, environ: Mapping[str, str], given_by: s
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"config file {path} cannot be read{by}: {exc}") from None
     origin = f"in {path}"
+    substituted_headers: list[str] = []
     for section, table in data.items():
         if not isinstance(table, dict):
             raise ConfigError(
@@ -255,19 +256,44 @@ def _read_toml(path: Path, raw: _Values, environ: Mapping[str, str], given_by: s
                 hint = [k for k in SCHEMA if k.split(".", 1)[1] == name] or difflib.get_close_matches(key, SCHEMA, n=1)
                 suggestion = f"; did you mean {' or '.join(hint)}?" if hint else ""
                 raise ConfigError(f"unknown option {key} in {path}{suggestion}")
+            substituted_headers += _headers_from_environment(key, value)
             raw.set(key, _substitute(value, key, path, environ), origin, path.parent)
+    if substituted_headers:
+        # A header whose value comes from the environment is a credential more often than not (a gateway key):
+        # masked like the ones listed in http.secret_headers.
+        listed = raw.values.get("http.secret_headers", [])
+        if isinstance(listed, list):
+            raw.set("http.secret_headers", [*listed, *substituted_headers], origin, path.parent)
 
 
 _VARIABLE = re.compile(r"\$\$|\$\{([^}]*)\}")
 _VARIABLE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
+def _headers_from_environment(key: str, value: Any) -> list[str]:
+    """Names of the headers (http.headers, target.reads) whose values use ${NAME}."""
+    tables: list[Any] = []
+    if key == "http.headers":
+        tables = [value]
+    elif key == "target.reads" and isinstance(value, list):
+        tables = [read.get("headers") for read in value if isinstance(read, dict)]
+    return [
+        str(name)
+        for table in tables
+        if isinstance(table, dict)
+        for name, text in table.items()
+        if isinstance(text, str) and "${" in text
+    ]
+
+
 def _substitute(value: Any, key: str, path: Path, environ: Mapping[str, str]) -> Any:
     """`${NAME}` in a string value is the environment variable NAME (`$$` is a literal `$`), so one file serves
-    every CI stage. Secrets have no option in the file at all (auth.client_secret_env names a variable instead),
-    so nothing secret comes in this way."""
+    every CI stage; tables (headers) included. A header value taken from the environment is masked in every
+    report (its name joins http.secret_headers); the client secret has no option in the file at all."""
     if isinstance(value, list):
         return [_substitute(item, key, path, environ) for item in value]
+    if isinstance(value, dict):
+        return {name: _substitute(item, key, path, environ) for name, item in value.items()}
     if not isinstance(value, str) or "$" not in value:
         return value
 

@@ -40,8 +40,8 @@ def find_allure() -> Path | None:
     configured = os.environ.get("CONFORMANCE_ALLURE")
     if configured:
         path = Path(configured)
-        if not path.is_file():
-            raise ReportError(f"CONFORMANCE_ALLURE={configured} is not a file (the Allure 3 `allure` executable)")
+        if not path.is_file() or not os.access(path, os.X_OK):
+            raise ReportError(f"CONFORMANCE_ALLURE={configured} is not an executable file (Allure 3's `allure`)")
         return path
     installed = cache_dir() / "node_modules" / ".bin" / "allure"
     return installed if installed.is_file() else None
@@ -51,8 +51,13 @@ def install() -> Path:
     """Install the pinned Allure 3 into the cache with npm; returns the executable."""
     if shutil.which("npm") is None or shutil.which("node") is None:
         raise ReportError(f"installing Allure Report 3 needs {NODE_NEEDED} (e.g. `apt-get install nodejs npm`)")
-    cache_dir().mkdir(parents=True, exist_ok=True)
-    done = subprocess.run(install_command(), capture_output=True, text=True, timeout=600)
+    try:
+        cache_dir().mkdir(parents=True, exist_ok=True)
+        done = subprocess.run(install_command(), capture_output=True, text=True, timeout=600)
+    except subprocess.TimeoutExpired:
+        raise ReportError(f"`{' '.join(install_command())}` did not finish within 10 minutes") from None
+    except OSError as exc:
+        raise ReportError(f"cannot install Allure Report 3 into {cache_dir()}: {exc.strerror or exc}") from None
     allure = cache_dir() / "node_modules" / ".bin" / "allure"
     if done.returncode != 0 or not allure.is_file():
         last = (done.stderr.strip().splitlines() or ["no output"])[-1]
@@ -99,12 +104,11 @@ def build(reports: Path, *, single_file: bool = False, output: Path | None = Non
     if shutil.which("node") is None:
         raise ReportError(f"the HTML report needs {NODE_NEEDED}; `node` is not on PATH")
     target = output or reports / "html"
-    if target.exists():
-        shutil.rmtree(target)
+    _make_room(target, reports)
     name = _report_name(results)
     rc = reports / ".allurerc.json"
-    rc.write_text(json.dumps(config(reports, single_file, name), indent=1), encoding="utf-8")
     try:
+        rc.write_text(json.dumps(config(reports, single_file, name), indent=1), encoding="utf-8")
         done = subprocess.run(
             [str(allure), "generate", str(results), "-o", str(target), "-c", str(rc)],
             capture_output=True,
@@ -112,6 +116,10 @@ def build(reports: Path, *, single_file: bool = False, output: Path | None = Non
             timeout=600,
             env={**os.environ, "NO_COLOR": "1"},
         )
+    except subprocess.TimeoutExpired:
+        raise ReportError("Allure Report 3 did not finish within 10 minutes") from None
+    except OSError as exc:
+        raise ReportError(f"cannot run Allure Report 3 ({allure}): {exc.strerror or exc}") from None
     finally:
         rc.unlink(missing_ok=True)
     index = target / "index.html"
@@ -119,6 +127,19 @@ def build(reports: Path, *, single_file: bool = False, output: Path | None = Non
         last = ((done.stderr or done.stdout).strip().splitlines() or ["no output"])[-1]
         raise ReportError(f"Allure Report 3 could not build the report (exit {done.returncode}): {last}")
     return index
+
+
+def _make_room(target: Path, reports: Path) -> None:
+    """Replace an earlier report, never anything else: the output directory must be new, empty, or a report."""
+    if target.exists() and not target.is_dir():
+        raise ReportError(f"--output {target} is a file, not a directory")
+    resolved = target.resolve()
+    if resolved == reports.resolve() or resolved in reports.resolve().parents:
+        raise ReportError(f"--output {target} would overwrite the reports in {reports}; name another directory")
+    if target.is_dir() and any(target.iterdir()):
+        if not (target / "index.html").is_file():
+            raise ReportError(f"--output {target} is not empty and holds no earlier report; name a new directory")
+        shutil.rmtree(target)
 
 
 def _report_name(results: Path) -> str:

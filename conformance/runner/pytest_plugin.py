@@ -38,14 +38,14 @@ from conformance.core.outcomes import (
     collecting_notes,
 )
 from conformance.core.recording import UNANSWERED, Exchange, capturing
-from conformance.core.redaction import Redactor, activate
+from conformance.core.redaction import Redactor, activate, display_url
 from conformance.flows.target import Target
 from conformance.profiles import registry as profiles
 from conformance.runner import allure_output, results_document, summary
 from conformance.runner.baseline import compare, load_baseline
 from conformance.runner.configuration import flag_names, load_config
 from conformance.runner.run_metadata import RunMetadata, describe_run
-from conformance.runner.verdict import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, Verdict, verdict
+from conformance.runner.verdict import EXIT_INTERRUPTED, EXIT_USAGE, Verdict, verdict
 from conformance.runner.waivers import Waiver, decide, load_waivers, stale, unknown_cases
 
 LEVEL_MARKERS = {Level.SHALL: "shall", Level.SHOULD: "should", Level.MAY: "may", Level.DE_FACTO: "de_facto"}
@@ -94,8 +94,14 @@ class PluginState:
     today: dt.date = field(default_factory=dt.date.today)
     durations: dict[str, float] = field(default_factory=dict)
     """Seconds per check (set-up, call and tear-down), by node id."""
+    late_config_error: str | None = None
+    """A configuration error an xdist worker found at collection (the controller ends the run with it)."""
+    internal_error: bool = False
+    """pytest ended with INTERNALERROR: the suite itself failed, whatever the checks said."""
 
 
+waived_text_key = pytest.StashKey[str]()
+"""A waived failure's full text (the report now holds the skip reason)."""
 sent_key = pytest.StashKey[tuple[int, int, float]]()
 """Requests sent, rate-limit retries and seconds waited before a check started (the check's share is the rise)."""
 
@@ -381,7 +387,12 @@ def pytest_collection_modifyitems_check_the_waivers(
         return
     collected = {check_id(i) for i in items if _is_check(i)}
     problems = unknown_cases(state.waivers, collected, {c.split("::", 1)[0] for c in collected})
-    if problems:
+    if problems and hasattr(config, "workeroutput"):
+        # An xdist worker that exits is restarted, again and again: it runs nothing and tells the controller.
+        config.workeroutput["conformance_config_error"] = problems[0]
+        config.hook.pytest_deselected(items=list(items))
+        items[:] = []
+    elif problems:
         _stop_for_configuration(problems[0])
 
 
@@ -426,7 +437,7 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
         faults += f", variations: {', '.join(state.variations)}" if state.variations else ""
         settings = "".join(f", {k}={v}" for k, v in state.mock_settings.items())
         return [f"conformance: embedded reference server, profile {cfg.profile}{faults}{settings}"]
-    return [f"conformance: target {cfg.base_url}, profile {cfg.profile}, config {cfg.source}"]
+    return [f"conformance: target {display_url(cfg.base_url or '')}, profile {cfg.profile}, config {cfg.source}"]
 
 
 @pytest.fixture(scope="session")
@@ -672,8 +683,10 @@ def _classify(report: pytest.TestReport, excinfo: pytest.ExceptionInfo[BaseExcep
 
 
 def _set_property(properties: list[tuple[str, object]], name: str, value: object) -> None:
+    """Set (or with None, remove) one property: JUnit shows every property, and "None" tells a reader nothing."""
     properties[:] = [(k, v) for k, v in properties if k != name]
-    properties.append((name, value))
+    if value is not None:
+        properties.append((name, value))
 
 
 def _took_the_target_down(item: pytest.Item, report: pytest.TestReport) -> bool:
@@ -805,6 +818,7 @@ def _apply_waivers(item: pytest.Item, report: pytest.TestReport, message: str | 
         return "fail"
     waiver = decision.waiver
     _set_property(item.user_properties, "waiver", f"{waiver.label()}: {waiver.describe()}")
+    item.stash[waived_text_key] = str(report.longrepr)  # the finding in full, for Allure's trace
     report.outcome = "skipped"
     report.longrepr = _own_location(
         item, f"{allure_output.WAIVED_PREFIX}{message} [{waiver.label()}: {waiver.describe()}]"
@@ -894,6 +908,7 @@ def _settle(item: pytest.Item, state: PluginState) -> None:
         profile=state.metadata.profile,
         check_id=check_id(item),
         message=str(message) if message is not None else None,
+        trace=item.stash.get(waived_text_key, None),
     )
 
 
@@ -958,6 +973,13 @@ class ResultCollector:
         node = ET.Element("system-out")
         node.text = text
         xml.node_reporter(report).append(node)
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_testnodedown(self, node: Any, error: Any) -> None:
+        """xdist: a worker that found a configuration error (a waiver naming no check) says so when it ends."""
+        problem = getattr(node, "workeroutput", {}).get("conformance_config_error")
+        if problem:
+            _state(self.config).late_config_error = str(problem)
 
     def _one_outage(self) -> None:
         """Under xdist every worker notices the outage; the earliest is the finding, the others were not run."""
@@ -1053,11 +1075,15 @@ class ResultCollector:
             return
         outage = next((r["outage"] for r in state.results if r.get("outage")), None)
         preflight = state.preflight_error or next((r["preflight"] for r in state.results if r.get("preflight")), None)
-        decided = verdict(state.results, outage=outage, preflight=preflight)
+        judged = state.results
         comparison = self._comparison()
-        regressions = comparison["regressions"] if comparison is not None else None
-        if decided.code == EXIT_FAILED and state.fail_on == "regression" and regressions == []:
-            decided = Verdict(EXIT_OK, None)  # only failures the baseline already had
+        if state.fail_on == "regression" and comparison is not None:
+            # Failures the baseline already had were accepted: judged, but no reason to fail. Everything else
+            # (a regression, an outage, broken or unjudged checks) decides as usual.
+            regressions = set(comparison["regressions"])
+            known = {r["check"] for r in state.results if r["outcome"] == "fail"} - regressions
+            judged = [{**r, "outcome": "waived"} if r["check"] in known else r for r in state.results]
+        decided = verdict(judged, outage=outage, preflight=preflight)
         state.verdict = decided
         session.exitstatus = decided.code
 
@@ -1066,6 +1092,11 @@ class ResultCollector:
         state = _state(session.config)
         if hasattr(session.config, "workerinput"):
             return
+        if state.late_config_error is not None:
+            print(f"conformance: error: {state.late_config_error}", file=sys.stderr, flush=True)
+            session.exitstatus = EXIT_USAGE
+            return
+        state.internal_error = session.exitstatus == pytest.ExitCode.INTERNAL_ERROR
         if _interrupted and (state.results or _runs_the_suites(session.config)):
             session.exitstatus = EXIT_INTERRUPTED
         self._one_outage()
@@ -1080,7 +1111,13 @@ class ResultCollector:
             state.results,
             run=state.metadata.as_dict() if state.metadata is not None else None,
             exitstatus=int(session.exitstatus),
-            unjudged_reason=state.verdict.reason if state.verdict else None,
+            unjudged_reason=(
+                "the suite itself failed (INTERNALERROR); please report it"
+                if state.internal_error
+                else state.verdict.reason
+                if state.verdict
+                else None
+            ),
             traffic=self._traffic(),
             waivers=self._waiver_report(),
             comparison=self._comparison(),

@@ -15,6 +15,7 @@ from typing import Any
 from conformance import __version__
 from conformance.core.catalogues import catalogue_version
 from conformance.core.config import TargetConfig
+from conformance.core.redaction import display_url
 from conformance.profiles import registry as profiles
 
 
@@ -61,7 +62,7 @@ def describe_run(
     config: TargetConfig, faults: list[str], variations: list[str], client_id: str | None = None
 ) -> RunMetadata:
     profile = profiles.get(config.profile)
-    url = config.base_url or ""
+    url = display_url(config.base_url or "")
     return RunMetadata(
         suite_version=__version__,
         catalogue_version=catalogue_version(),

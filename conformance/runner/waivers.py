@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from conformance.checking.requirements import CATALOGUE
-from conformance.core.config import ConfigError
+from conformance.core.config import ConfigError, read_small_file
 
 COLUMNS = frozenset({"check", "requirement", "target", "reason", "owner", "expires"})
 CHECK_ID = re.compile(r"(?P<file>[\w/]+\.py)::(?P<function>\w+)(?:\[(?P<case>[^\]]+)\])?")
@@ -62,12 +62,9 @@ class Waiver:
 
 def load_waivers(path: Path, suites_home: Path) -> list[Waiver]:
     """Read and validate a waivers file; every mistake is a ConfigError naming the waiver and the column."""
+    text = read_small_file(path, "waivers file")
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(f"waivers file {path} does not exist") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"waivers file {path} cannot be read: {exc}") from None
+        data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"waivers file {path} is not valid TOML: {exc}") from None
     unknown_tables = set(data) - {"waiver"}
