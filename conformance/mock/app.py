@@ -12,6 +12,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from conformance.mock.client_keys import JwksCache
 from conformance.mock.context import MockContext
 from conformance.mock.echo import EchoRequests
+from conformance.mock.latency import Latency
 from conformance.mock.settings import MockSettings
 from conformance.mock.store import Store
 
@@ -28,7 +29,11 @@ def create_app(settings: MockSettings, store: Store | None = None) -> Starlette:
     routes = settings.system.server_routes(settings)
     app = Starlette(
         routes=routes,
-        middleware=[Middleware(ServerClock, settings=settings), Middleware(EchoRequests, settings=settings)],
+        middleware=[
+            Middleware(Latency, settings=settings),
+            Middleware(ServerClock, settings=settings),
+            Middleware(EchoRequests, settings=settings),
+        ],
     )
     app.state.ctx = ctx
     settings.system.install(ctx)

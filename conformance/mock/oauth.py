@@ -139,7 +139,8 @@ def issue_token(
     if ctx.variation("short-expires-in"):
         lifetime = min(lifetime, 120)
     if token:
-        ctx.store.add_token(AccessToken(token, client.client_id, scope, ctx.now() + lifetime, dict(extra or {})))
+        now = ctx.now()
+        ctx.store.add_token(AccessToken(token, client.client_id, scope, now + lifetime, dict(extra or {})), now)
     body: dict[str, object] = {
         "access_token": token,
         "token_type": "mac"

@@ -70,6 +70,8 @@ class MockSettings:
     """Repeat every request in the response (conformance.mock.echo): a target whose error pages echo input."""
     clock_offset: float = 0.0
     """Seconds added to the server's clock (to emulate skew)."""
+    latency_ms: float = 0.0
+    """Milliseconds every request waits before it is handled (conformance.mock.latency): a WAN, on loopback."""
     public_url: str = "http://127.0.0.1"
     """Origin the server is reachable at; set once the port is known."""
     clock_skew_leeway: int = 30

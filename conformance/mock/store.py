@@ -42,7 +42,13 @@ create table if not exists seen_jti (
     expires_at real not null,
     primary key (issuer, jti)
 );
+create index if not exists seen_jti_by_expiry on seen_jti (expires_at);
+create index if not exists tokens_by_expiry on tokens (expires_at);
 """
+SWEEP_EVERY = 5.0
+"""Seconds between sweeps of expired jtis and tokens: a request never pays for what the server issued before."""
+TOKEN_KEPT_AFTER_EXPIRY = 600.0
+"""An expired token stays known this long (an expired token is refused as expired, not as unknown)."""
 
 
 @dataclass
@@ -74,7 +80,11 @@ class Store:
     def __init__(self, path: str = ":memory:") -> None:
         self._lock = threading.Lock()
         self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        if path != ":memory:":
+            self._db.execute("pragma journal_mode=wal")  # a token per request must not wait for an fsync each
+            self._db.execute("pragma synchronous=normal")
         self._db.executescript(SCHEMA)
+        self._next_sweep = 0.0
 
     def close(self) -> None:
         with self._lock:
@@ -128,8 +138,18 @@ class Store:
         """A client whose `extra[key]` equals value (e.g. the SAN URI a UDAP client registered with)."""
         return next((c for c in self.clients() if c.extra.get(key) == value), None)
 
-    def add_token(self, token: AccessToken) -> None:
+    def _sweep(self, now: float) -> None:
+        """Drop expired jtis and long-expired tokens, at most every SWEEP_EVERY seconds (by index: cheap)."""
+        if now < self._next_sweep:
+            return
+        self._next_sweep = now + SWEEP_EVERY
+        self._db.execute("delete from seen_jti where expires_at < ?", (now,))
+        self._db.execute("delete from tokens where expires_at < ?", (now - TOKEN_KEPT_AFTER_EXPIRY,))
+
+    def add_token(self, token: AccessToken, now: float | None = None) -> None:
         with self._lock:
+            if now is not None:
+                self._sweep(now)
             self._db.execute(
                 "insert into tokens (token, client_id, scope, expires_at, extra) values (?, ?, ?, ?, ?)",
                 (token.token, token.client_id, token.scope, token.expires_at, json.dumps(token.extra)),
@@ -159,14 +179,23 @@ class Store:
     def remember_jti(self, issuer: str, jti: str, expires_at: float, now: float) -> bool:
         """Record an assertion id; False when it was already seen and is still live."""
         with self._lock:
-            self._db.execute("delete from seen_jti where expires_at < ?", (now,))
+            self._sweep(now)
             try:
                 self._db.execute(
                     "insert into seen_jti (issuer, jti, expires_at) values (?, ?, ?)",
                     (issuer, jti, expires_at),
                 )
             except sqlite3.IntegrityError:
-                return False
+                # Seen before: a replay while the first is live; an expired entry the sweep has not reached yet
+                # is a jti that may be used again.
+                row = self._db.execute(
+                    "select expires_at from seen_jti where issuer = ? and jti = ?", (issuer, jti)
+                ).fetchone()
+                if row is None or row[0] >= now:
+                    return False
+                self._db.execute(
+                    "update seen_jti set expires_at = ? where issuer = ? and jti = ?", (expires_at, issuer, jti)
+                )
         return True
 
 

@@ -225,6 +225,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     mock.add_argument("--clock-offset", type=float, default=0.0, help="seconds to add to the server's clock (skew)")
     mock.add_argument(
+        "--latency-ms", type=float, default=0.0, help="milliseconds every request waits (a WAN, reproducibly)"
+    )
+    mock.add_argument(
         "--carequality-shape",
         default="extension",
         choices=CARE_QUALITY_SHAPES,
@@ -609,6 +612,8 @@ def command_mock(args: argparse.Namespace) -> int:
 
     if not profiles.is_known(args.profile):
         raise UsageError(f"--profile must be one of {_profile_list(aliases=True)}")
+    if not 0 <= args.latency_ms <= 60_000:
+        raise UsageError(f"--latency-ms must be between 0 and 60000, got {args.latency_ms:g}")
     profile = profiles.get(args.profile)
     try:
         FaultSet(args.fault)
@@ -646,6 +651,7 @@ def command_mock(args: argparse.Namespace) -> int:
         carequality_shape=args.carequality_shape,
         access_denied=args.access_denied,
         clock_offset=args.clock_offset,
+        latency_ms=args.latency_ms,
     )
     options = profiles.ServeOptions(pki=args.pki)
     prepare = profile.serve_prepare(options) if profile.serve_prepare is not None else None

@@ -274,6 +274,7 @@ MOCK_SETTING_TYPES: dict[str, type] = {
     "token_lifetime": int,
     "clock_offset": float,
     "echo_requests": bool,
+    "latency_ms": float,
     "db_path": str,
 }
 
@@ -292,6 +293,8 @@ def parse_mock_settings(values: list[str]) -> dict[str, Any]:
             settings[name] = value.lower() in ("1", "true", "yes", "on") if kind is bool else kind(value)
         except ValueError:
             raise ConfigError(f"--conformance-mock-setting {name} needs a {kind.__name__}, got {value!r}") from None
+        if name == "latency_ms" and not 0 <= settings[name] <= 60_000:
+            raise ConfigError(f"--conformance-mock-setting latency_ms must be between 0 and 60000, got {value}")
     return settings
 
 
