@@ -77,6 +77,17 @@ def default_banner(server: MockServer, options: ServeOptions, registered: list[s
 
 
 @dataclass(frozen=True)
+class KeyMaterial:
+    """Keys an embedded run needs, made once per machine and kept (conformance.runner.key_cache) in the keys
+    directory the run is then given."""
+
+    make: Callable[[Path], object]
+    """Write the material into a keys directory (what it returns is not used)."""
+    fresh: Callable[[Path], bool]
+    """Whether a keys directory holds all of it, usable for a while yet (certificates expire)."""
+
+
+@dataclass(frozen=True)
 class Profile:
     """One system: its names, its reference server, its embedded run, its configuration needs and checks."""
 
@@ -107,6 +118,8 @@ class Profile:
     serve_banner: Callable[[MockServer, ServeOptions, list[str]], list[str]] = default_banner
     secret_client: Callable[[str, str, list[str]], Client] | None = None
     """`conformance mock --client-secret-env`: a client that authenticates with a secret; None: unsupported."""
+    key_material: KeyMaterial | None = None
+    """The keys its embedded run loads from the keys directory (made once per machine); None: it needs none."""
 
     # The reference server's view of the profile (conformance.mock.settings.ServerSystem).
     def server_routes(self, settings: MockSettings) -> list[BaseRoute]:

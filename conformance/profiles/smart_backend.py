@@ -18,7 +18,7 @@ from conformance.mock.server import MockServer
 from conformance.mock.settings import MockSettings, ServerLayout
 from conformance.mock.store import Client
 from conformance.mock.systems import smart, smart_registration
-from conformance.profiles.base import ConfigNeeds, EmbeddedRun, Profile, embedded_config
+from conformance.profiles.base import ConfigNeeds, EmbeddedRun, KeyMaterial, Profile, embedded_config
 
 CLIENT_ID = "conformance-client"
 OTHER_CLIENT_ID = "conformance-other-client"
@@ -50,6 +50,13 @@ def embedded_keys(directory: Path | None = None) -> dict[str, ClientKey]:
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_bytes(keys[name].private_pem())
     return keys
+
+
+def _keys_complete(directory: Path) -> bool:
+    return all((directory / f"{name}.pem").is_file() for name in KEY_NAMES)
+
+
+KEYS = KeyMaterial(make=embedded_keys, fresh=_keys_complete)
 
 
 def routes(settings: MockSettings) -> list[BaseRoute]:
@@ -158,4 +165,5 @@ PROFILE = Profile(
     needs=ConfigNeeds(client_id=True, private_key=True),
     probe_token=probe_token,
     preflight=preflight_check,
+    key_material=KEYS,
 )

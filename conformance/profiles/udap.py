@@ -29,4 +29,5 @@ PROFILE = Profile(
     serve_prepare=partial(udap_community.serve_preparer, require_b2b=True),
     serve_banner=udap_community.serve_banner,
     preflight=udap_community.preflight_check,
+    key_material=udap_community.KEYS,
 )

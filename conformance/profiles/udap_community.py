@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from cryptography import x509
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
@@ -34,7 +36,14 @@ from conformance.mock.server import MockServer
 from conformance.mock.settings import MockSettings
 from conformance.mock.systems import udap as udap_server
 from conformance.mock.systems.udap import UdapServerSettings
-from conformance.profiles.base import EmbeddedRun, Profile, ProfileSetupError, ServeOptions, embedded_config
+from conformance.profiles.base import (
+    EmbeddedRun,
+    KeyMaterial,
+    Profile,
+    ProfileSetupError,
+    ServeOptions,
+    embedded_config,
+)
 
 CLIENT_URI = "https://conformance.example.org/client"
 COMMUNITY = "urn:conformance:test-community"
@@ -70,6 +79,31 @@ def community(directory: Path | None = None) -> dict[str, CertifiedKey]:
     if directory is not None:
         _save(directory, members)
     return members
+
+
+FRESH_FOR = timedelta(days=7)
+"""A kept community whose certificates expire sooner than this is made again."""
+
+
+def _community_fresh(directory: Path) -> bool:
+    members = directory / "udap"
+    if not all((members / f"{m}-{kind}.pem").is_file() for m in MEMBERS for kind in ("cert", "key")):
+        return False
+    soon = datetime.now(UTC) + FRESH_FOR
+    for member in MEMBERS:
+        if member == "expired":
+            continue  # expired on purpose
+        try:
+            certificate = x509.load_pem_x509_certificate((members / f"{member}-cert.pem").read_bytes())
+        except (OSError, ValueError):
+            return False
+        if certificate.not_valid_after_utc < soon:
+            return False
+    return True
+
+
+KEYS = KeyMaterial(make=lambda directory: community(directory / "udap"), fresh=_community_fresh)
+"""The test community, kept in the keys directory's udap/ folder (the embedded runs load it from there)."""
 
 
 def server_certificate(members: dict[str, CertifiedKey], fhir_base: str) -> CertifiedKey:

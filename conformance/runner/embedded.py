@@ -26,7 +26,12 @@ def start_embedded(
     template: TargetConfig | None = None,
     mock_settings: dict[str, Any] | None = None,
 ) -> Target:
-    """Start the reference server with the suite's clients registered; return the run's Target."""
+    """Start the reference server with the suite's clients registered; return the run's Target. Without a keys
+    directory the machine's key cache is used (conformance.runner.key_cache)."""
+    if keys_dir is None:
+        from conformance.runner.key_cache import embedded_keys_dir
+
+        keys_dir = embedded_keys_dir()
     run = profiles.EmbeddedRun(
         faults=tuple(faults),
         variations=tuple(variations),
