@@ -263,6 +263,8 @@ def decode_unverified(token: str) -> tuple[dict[str, Any], dict[str, Any]]:
         claims = json.loads(b64url_decode(parts[1]))
     except (ValueError, UnicodeDecodeError) as exc:
         raise ValueError(f"not base64url JSON: {exc}") from None
+    except RecursionError:  # json gives up on deep nesting this way, not with a ValueError
+        raise ValueError("not base64url JSON: nested too deeply") from None
     if not isinstance(header, dict) or not isinstance(claims, dict):
         raise ValueError("header and claims must be JSON objects")
     return header, claims

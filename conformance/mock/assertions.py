@@ -68,7 +68,7 @@ async def authenticate_assertion(ctx: MockContext, form: dict[str, str], *, audi
 
     try:
         header, claims = decode_unverified(assertion)
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:  # json raises RecursionError for JSON nested too deep to parse
         if ctx.fault("malformed-jwt-500"):
             raise ServerCrash(str(exc)) from None
         if ctx.fault("malformed-jwt-kills-server"):
@@ -240,7 +240,8 @@ def _aud_is_the_token_endpoint(c: ClaimsUnderTest) -> None:
             raise ServerCrash("aud is an array")
         raise _invalid_client(f"aud must be the token endpoint URL {c.audience} as a string")
     accepted = [c.audience] + ([c.ctx.settings.fhir_base] if c.ctx.variation("aud-fhir-base-accepted") else [])
-    if not set(accepted) & set(aud if isinstance(aud, list) else [aud]):
+    # Only strings can match (StringOrURI); a set would hash an aud that is, or holds, a JSON object: a 500.
+    if not any(isinstance(value, str) and value in accepted for value in (aud if isinstance(aud, list) else [aud])):
         if c.ctx.fault("wrong-aud-500"):
             raise ServerCrash("aud mismatch")
         raise _invalid_client(f"aud must be the token endpoint {c.audience}")

@@ -38,7 +38,7 @@ class JwksCache:
             raise JwksUnavailable(f"JWKS URL {url} answered HTTP {response.status_code}")
         try:
             jwks = response.json()
-        except ValueError:
+        except (ValueError, RecursionError):  # a hostile JWKS URL can nest JSON deeper than the parser follows
             raise JwksUnavailable(f"JWKS URL {url} did not return JSON") from None
         if not isinstance(jwks, dict) or not isinstance(jwks.get("keys"), list):
             raise JwksUnavailable(f"JWKS URL {url} did not return a JWKS")

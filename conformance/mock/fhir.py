@@ -67,14 +67,24 @@ def refusal_response(ctx: MockContext, choice: Choice) -> Response:
     return error_response(ctx, choice.refusal or 406, "not-supported", choice.reason)
 
 
+def _challenge_value(text: str) -> str:
+    """RFC 6750 §3: error_description and scope hold %x20-21 / %x23-5B / %x5D-7E only.
+
+    Both can quote the request's resource type, which the path makes any text: a
+    quote, a backslash or a non-latin-1 character would break the header (the latter
+    made Starlette fail to encode it: a 500 instead of the 403), CR/LF would split it.
+    """
+    return "".join(c if " " <= c <= "~" and c not in '"\\' else "?" for c in text)
+
+
 def bearer_challenge(ctx: MockContext, error: str | None = None, description: str = "", scope: str = "") -> str:
     parts = ['Bearer realm="fhir"']
     if error and not ctx.fault("bearer-challenge-without-error"):
         parts.append(f'error="{error}"')
         if description:
-            parts.append(f'error_description="{description}"')
+            parts.append(f'error_description="{_challenge_value(description)}"')
         if scope:
-            parts.append(f'scope="{scope}"')
+            parts.append(f'scope="{_challenge_value(scope)}"')
     return ", ".join(parts)
 
 

@@ -32,7 +32,7 @@ async def read_token_form(ctx: MockContext, request: Request) -> dict[str, str]:
         if media == "application/json" and ctx.fault("accept-json-body"):
             try:
                 parsed = json.loads(body)
-            except ValueError:
+            except (ValueError, RecursionError):  # RecursionError: JSON nested too deep to parse
                 parsed = {}
             pairs = [(str(k), str(v)) for k, v in parsed.items()] if isinstance(parsed, dict) else []
         elif media != FORM:

@@ -8,6 +8,7 @@ in-memory database.
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
 import threading
 import time
@@ -43,8 +44,10 @@ create table if not exists seen_jti (
     primary key (issuer, jti)
 );
 create index if not exists seen_jti_by_expiry on seen_jti (expires_at);
+create index if not exists clients_by_registration_key on clients (json_extract(extra, '$.registration_key'));
 create index if not exists tokens_by_expiry on tokens (expires_at);
 """
+CLIENT_COLUMNS = "client_id, auth_method, jwks, jwks_uri, scopes, token_lifetime, secret, tenant, extra, active"
 SWEEP_EVERY = 5.0
 """Seconds between sweeps of expired jtis and tokens: a request never pays for what the server issued before."""
 TOKEN_KEPT_AFTER_EXPIRY = 600.0
@@ -120,23 +123,26 @@ class Store:
     def get_client(self, client_id: str) -> Client | None:
         with self._lock:
             row = self._db.execute(
-                "select client_id, auth_method, jwks, jwks_uri, scopes, token_lifetime, secret, tenant, extra, active "
-                "from clients where client_id = ?",
+                f"select {CLIENT_COLUMNS} from clients where client_id = ?",
                 (client_id,),
             ).fetchone()
         return _client(row) if row else None
 
     def clients(self) -> list[Client]:
         with self._lock:
-            rows = self._db.execute(
-                "select client_id, auth_method, jwks, jwks_uri, scopes, token_lifetime, secret, tenant, extra, active "
-                "from clients order by created"
-            ).fetchall()
+            rows = self._db.execute(f"select {CLIENT_COLUMNS} from clients order by created").fetchall()
         return [_client(r) for r in rows]
 
     def find_client(self, key: str, value: str) -> Client | None:
-        """A client whose `extra[key]` equals value (e.g. the SAN URI a UDAP client registered with)."""
-        return next((c for c in self.clients() if c.extra.get(key) == value), None)
+        """A client whose `extra[key]` equals value (e.g. the iss|community a UDAP client registered with): one
+        indexed lookup for registration_key, however many clients are registered."""
+        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", key):
+            raise ValueError(f"not a client attribute name: {key!r}")
+        with self._lock:
+            row = self._db.execute(
+                f"select {CLIENT_COLUMNS} from clients where json_extract(extra, '$.{key}') = ? limit 1", (value,)
+            ).fetchone()
+        return _client(row) if row is not None else None
 
     def _sweep(self, now: float) -> None:
         """Drop expired jtis and long-expired tokens, at most every SWEEP_EVERY seconds (by index: cheap)."""

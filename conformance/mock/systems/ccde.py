@@ -22,6 +22,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 
 from conformance.crypto.jose import generate_rsa
+from conformance.mock.assertions import LAST_NUMERIC_DATE
 from conformance.mock.context import MockContext
 from conformance.mock.errors import OAuthError, no_store_headers, oauth_error_response
 from conformance.mock.fhir import Choice, error_response, fhir_response
@@ -117,7 +118,8 @@ def _consent_problem(ctx: MockContext, consent: Any) -> tuple[int, str] | None:
         return 400, "the body must be a Consent resource"
     if consent.get("status") != "active":
         return 400, "the consent must be active"
-    patient = str((consent.get("patient") or {}).get("reference", ""))
+    subject = consent.get("patient")  # any JSON: a string or array here used to be a 500
+    patient = str(subject.get("reference", "")) if isinstance(subject, dict) else ""
     if not patient.startswith("Patient/"):
         return 400, "the consent must name a patient"
     if patient.split("/", 1)[1] not in ctx.resources["Patient"] and not ctx.fault("ccde-consent-any-patient"):
@@ -125,8 +127,8 @@ def _consent_problem(ctx: MockContext, consent: Any) -> tuple[int, str] | None:
     text = json.dumps(consent)
     if "simple-oauth" not in text:
         return 400, f"policyRule must be {SIMPLE_OAUTH}"
-    provision = consent.get("provision") or {}
-    if provision.get("type") != "permit":
+    provision = consent.get("provision")
+    if not isinstance(provision, dict) or provision.get("type") != "permit":
         return 400, "the provision must permit"
     if '"access"' not in json.dumps(provision.get("action", [])):
         return 400, "the provision must permit access (consentaction#access)"
@@ -139,7 +141,7 @@ async def create_consent(request: Request) -> Response:
     ctx: MockContext = request.app.state.ctx
     try:
         consent = json.loads(await request.body())
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: JSON nested deeper than the parser can follow
         return _outcome(ctx, 400, "structure", "the body is not JSON")
     problem = _consent_problem(ctx, consent)
     if problem:
@@ -165,18 +167,28 @@ async def revoke_consent(request: Request) -> Response:
 
 
 def _parameter(parameters: dict[str, Any], name: str) -> dict[str, Any] | None:
-    for item in parameters.get("parameter") or []:
+    items = parameters.get("parameter")
+    for item in items if isinstance(items, list) else []:  # a number here used to be a 500
         if isinstance(item, dict) and item.get("name") == name:
             return item
     return None
 
 
 def _duration_seconds(value: Any) -> float | None:
-    if not isinstance(value, dict) or not isinstance(value.get("value"), int | float) or value["value"] <= 0:
+    """A UCUM Quantity's length in seconds; None unless it is a positive duration a clock can reach.
+
+    JSON booleans are ints to Python, and NaN and Infinity parse as floats: NaN passed
+    `<= 0` and granted an authorization that never ended (NaN compares false with the
+    clock), and 10**400 could not become a float (a 500).
+    """
+    if not isinstance(value, dict):
         return None
-    unit = value.get("code") or value.get("unit")
-    factor = UCUM_SECONDS.get(str(unit))
-    return float(value["value"]) * factor if factor else None
+    number = value.get("value")
+    factor = UCUM_SECONDS.get(str(value.get("code") or value.get("unit")))
+    if isinstance(number, bool) or not isinstance(number, int | float) or not factor:
+        return None
+    seconds = number * factor  # exact for ints; NaN or inf for the floats that are no duration
+    return float(seconds) if 0 < seconds <= LAST_NUMERIC_DATE else None
 
 
 async def authorize(request: Request) -> Response:
@@ -190,7 +202,7 @@ async def authorize(request: Request) -> Response:
         return _outcome(ctx, 404, "not-found", f"Consent/{consent_id} is not known")
     try:
         parameters = json.loads(await request.body())
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: JSON nested deeper than the parser can follow
         return _outcome(ctx, 400, "structure", "the body is not JSON")
     lenient = ctx.fault("ccde-authorize-lenient")
     duration = _parameter(parameters, "duration") if isinstance(parameters, dict) else None

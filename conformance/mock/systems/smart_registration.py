@@ -57,7 +57,7 @@ async def _read_metadata(ctx: MockContext, request: Request) -> dict[str, Any]:
         raise _bad_metadata(ctx, f"send the registration as application/json, not {media or 'untyped'}")
     try:
         body = json.loads(await request.body())
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):  # RecursionError: JSON nested too deep to parse
         raise _bad_metadata(ctx, "the registration body is not JSON") from None
     if not isinstance(body, dict):
         raise _bad_metadata(ctx, "the registration body must be a JSON object")

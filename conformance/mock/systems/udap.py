@@ -172,7 +172,7 @@ def verified_certificate(
     """
     try:
         header, claims = decode_unverified(token)
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:  # json raises RecursionError for JSON nested too deep to parse
         raise ValueError(f"the {what} is not a compact JWS: {exc}") from None
     alg = header.get("alg")
     lenient_alg = (alg == "none" and ctx.fault("register-accept-alg-none")) or (
@@ -285,7 +285,9 @@ def _validate_client_metadata(ctx: MockContext, claims: dict[str, Any], *, needs
     lenient = ctx.fault("register-lenient-metadata")
     if "grant_types" not in claims and not lenient:
         raise _metadata_error("grant_types is required (send [] to cancel a registration)")
-    grant_types = claims.get("grant_types") or []
+    # Absent only under the lenient fault. Not `or []`: that made null, 0, "" or {} a cancellation of the
+    # client's registration, which UDAP asks for with an empty array only.
+    grant_types = claims.get("grant_types", [])
     if not isinstance(grant_types, list):
         raise _metadata_error("grant_types must be an array")
     if grant_types and not ctx.fault("register-accept-any-grant-type"):
@@ -354,7 +356,7 @@ async def _register(ctx: MockContext, request: Request) -> Response:
         )
     try:
         body = json.loads(await request.body())
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: JSON nested deeper than the parser can follow
         if ctx.fault("register-malformed-body-500"):
             raise ServerCrash("bad JSON") from None
         raise _metadata_error("the registration body is not JSON") from None
@@ -364,7 +366,9 @@ async def _register(ctx: MockContext, request: Request) -> Response:
     accepted_versions: tuple[Any, ...] = layout.registration_udap_values
     if ctx.fault("carequality-rejects-udap-number"):
         accepted_versions = ("1",)
-    if udap_value not in accepted_versions and not ctx.fault("register-missing-udap-accepted"):
+    # A JSON true is no version, though Python finds True == 1 (the number Carequality on Cerner accepts).
+    unaccepted = isinstance(udap_value, bool) or udap_value not in accepted_versions
+    if unaccepted and not ctx.fault("register-missing-udap-accepted"):
         raise _metadata_error('udap must be "1"')
     certifications = body.get("certifications", [])
     if not isinstance(certifications, list):
@@ -490,7 +494,10 @@ def authenticate_udap(ctx: MockContext, form: dict[str, str]) -> Client:
     accepted = {ctx.settings.token_url}
     if ctx.fault("carequality-token-url-other-host"):
         accepted.add(ctx.settings.token_url.replace("://127.0.0.1:", "://localhost:", 1))
-    if not accepted & set(aud if isinstance(aud, list) else [aud]) and not ctx.fault("accept-wrong-aud"):
+    # Only strings can match (StringOrURI); intersecting sets hashed an aud that is, or holds, a JSON object: a 500.
+    audiences = aud if isinstance(aud, list) else [aud]
+    matches = any(isinstance(value, str) and value in accepted for value in audiences)
+    if not matches and not ctx.fault("accept-wrong-aud"):
         raise _invalid_client(f"aud must be the token endpoint {ctx.settings.token_url}")
     exp, iat, nbf = _dates(claims, "assertion", _invalid_client)
     if exp is None or (exp < now - leeway and not ctx.fault("accept-expired-assertion")):
