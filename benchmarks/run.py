@@ -29,14 +29,19 @@ def timed(command: list[str], cwd: Path) -> tuple[float, int, str]:
     return time.perf_counter() - started, proc.returncode, proc.stdout + proc.stderr
 
 
-def bench_run(profile: str, runs: int) -> list[str]:
+def bench_run(profile: str, runs: int, latency_ms: float = 0) -> list[str]:
     rows = []
     times = []
+    extra = ["--", "--conformance-mock-setting", f"latency_ms={latency_ms:g}"] if latency_ms else []
     with tempfile.TemporaryDirectory() as tmp:
         for _ in range(runs):
             before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
             seconds, code, output = timed(
-                [sys.executable, "-m", "conformance.runner.cli", "run", "-q", "--profile", profile, "--reports", "r"],
+                [
+                    sys.executable,
+                    *("-m", "conformance.runner.cli", "run", "-q", "--profile", profile, "--reports", "r"),
+                    *extra,
+                ],
                 Path(tmp),
             )
             if code != 0:
@@ -44,8 +49,11 @@ def bench_run(profile: str, runs: int) -> list[str]:
             times.append(seconds)
             peak = max(before, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
         checks = next((line.split()[0] for line in output.splitlines() if " checks: " in line), "?")
+    requests = next((line.split()[0] for line in output.splitlines() if " requests sent;" in line), "?")
+    latency = f", {latency_ms:g} ms per request" if latency_ms else ""
     rows.append(
-        f"| `conformance run --profile {profile}` (embedded, {checks} checks, Allure + JUnit) "
+        f"| `conformance run --profile {profile}` (embedded{latency}, {checks} checks, {requests} requests, all "
+        "reports) "
         f"| median {statistics.median(times):.2f} s of {runs} (min {min(times):.2f}, max {max(times):.2f}); "
         f"peak RSS {peak / 1024:.0f} MiB |"
     )
@@ -79,6 +87,34 @@ def bench_requests(count: int) -> list[str]:
     ]
 
 
+def bench_startup(runs: int) -> list[str]:
+    """Where an embedded smart-backend run spends its time: imports, collection, the run without report files."""
+    steps = {
+        "import the CLI": [sys.executable, "-c", "import conformance.runner.cli"],
+        "collect the suites (no run)": [
+            *(sys.executable, "-m", "pytest", str(ROOT / "suites"), "--collect-only", "-q", "-p", "no:cacheprovider"),
+        ],
+        "run, no report files": [
+            *(sys.executable, "-m", "pytest", str(ROOT / "suites"), "-q", "-p", "no:cacheprovider"),
+            *("-p", "no:allure_pytest", "-p", "no:junitxml", "-p", "no:hypothesispytest"),
+        ],
+        "run, all reports (`conformance run`)": [
+            *(sys.executable, "-m", "conformance.runner.cli", "run", "-q", "--reports", "r"),
+        ],
+    }
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, command in steps.items():
+            times = []
+            for _ in range(runs):
+                seconds, code, output = timed(command, Path(tmp))
+                if code != 0:
+                    raise SystemExit(f"{name} failed:\n{output[-2000:]}")
+                times.append(seconds)
+            rows.append(f"| start-up breakdown (smart-backend): {name} | median {statistics.median(times):.2f} s |")
+    return rows
+
+
 def bench_matrix(name: str, path: str) -> list[str]:
     seconds, code, output = timed([sys.executable, "-m", "pytest", path, "-n", "2", "-q", "-p", "no:randomly"], ROOT)
     if code != 0:
@@ -96,7 +132,9 @@ def main() -> None:
     print("| what | figure |\n|---|---|")
     from conformance.profiles import registry as profiles
 
-    rows = [row for profile in profiles.names() for row in bench_run(profile, args.runs)] + bench_requests(200)
+    rows = [row for profile in profiles.names() for row in bench_run(profile, args.runs)]
+    rows += [row for profile in profiles.names() for row in bench_run(profile, args.runs, latency_ms=50)]
+    rows += bench_startup(args.runs) + bench_requests(200)
     if not args.quick:
         rows += bench_matrix("fault matrix", "tests/test_fault_matrix.py")
         rows += bench_matrix("variation matrix", "tests/test_variation_matrix.py")
