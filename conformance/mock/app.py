@@ -29,15 +29,23 @@ def create_app(settings: MockSettings, store: Store | None = None) -> Starlette:
     routes = settings.system.server_routes(settings)
     app = Starlette(
         routes=routes,
-        middleware=[
-            Middleware(Latency, settings=settings),
-            Middleware(ServerClock, settings=settings),
-            Middleware(EchoRequests, settings=settings),
-        ],
+        middleware=_middleware(settings),
     )
     app.state.ctx = ctx
     settings.system.install(ctx)
     return app
+
+
+def _middleware(settings: MockSettings) -> list[Middleware]:
+    """Only the wrappers a setting switches on: each costs every request a layer of ASGI calls."""
+    chosen = []
+    if settings.latency_ms > 0:
+        chosen.append(Middleware(Latency, settings=settings))
+    if settings.clock_offset:
+        chosen.append(Middleware(ServerClock, settings=settings))
+    if settings.echo_requests:
+        chosen.append(Middleware(EchoRequests, settings=settings))
+    return chosen
 
 
 class PortDispatch:
