@@ -13,6 +13,7 @@ import base64
 import html
 import json
 import re
+import threading
 from collections.abc import Iterable
 from typing import Any
 from urllib.parse import parse_qsl, quote, quote_plus, urlencode, urlsplit, urlunsplit
@@ -67,6 +68,7 @@ class Redactor:
     def __init__(self, extra_secret_headers: Iterable[str] = ()) -> None:
         self._secrets: set[str] = set()
         self._ordered: list[str] | None = None
+        self._lock = threading.Lock()
         self._secret_headers = SECRET_HEADERS | {h.lower() for h in extra_secret_headers}
 
     def add_secret(self, value: str | None, *, encoded: bool = True) -> None:
@@ -75,16 +77,19 @@ class Redactor:
         characters would mask too much."""
         if not value or len(value) < 4 or value in self._secrets:
             return
-        self._secrets.update(v for v in (encodings(value) if encoded else {value}) if len(v) >= 4)
-        self._ordered = None
+        found = {v for v in (encodings(value) if encoded else {value}) if len(v) >= 4}
+        with self._lock:  # exchanges sent side by side teach it from several threads
+            self._secrets.update(found)
+            self._ordered = None
 
     def _longest_first(self) -> list[str]:
         """The known secrets, longest first (so a secret inside a longer one never leaves a piece of it), sorted
         again only after a secret was added. Masking is a substring test per secret: fast for the few hundred a
         run holds, where one compiled alternation cost seconds to rebuild each time a token arrived."""
-        if self._ordered is None:
-            self._ordered = sorted(self._secrets, key=len, reverse=True)
-        return self._ordered
+        with self._lock:
+            if self._ordered is None:
+                self._ordered = sorted(self._secrets, key=len, reverse=True)
+            return self._ordered
 
     def is_secret_header(self, name: str) -> bool:
         return name.lower() in self._secret_headers
