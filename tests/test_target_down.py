@@ -20,7 +20,14 @@ def test_a_request_that_takes_the_server_down_fails_its_check_and_stops_the_run(
     keys_dir: Path, tmp_path: Path, suite_worker: SuiteWorker
 ) -> None:
     started = time.monotonic()
-    proc, results = run_suites(tmp_path, keys_dir=keys_dir, faults=("malformed-jwt-kills-server",), worker=suite_worker)
+    proc, results = run_suites(
+        tmp_path,
+        "--conformance-concurrency",
+        "1",
+        keys_dir=keys_dir,
+        faults=("malformed-jwt-kills-server",),
+        worker=suite_worker,
+    )
     elapsed = time.monotonic() - started
     failed = {c: r for c, r in results.items() if r["outcome"] == "fail"}
     assert list(failed) == [KILLER], failed
@@ -39,6 +46,25 @@ def test_a_request_that_takes_the_server_down_fails_its_check_and_stops_the_run(
     assert "reproduce: curl" in output
     assert proc.returncode == 3, "down since a check: the rest could not be judged"
     assert elapsed < 60
+
+
+def test_sent_side_by_side_the_crash_is_one_finding_that_names_every_suspect(
+    keys_dir: Path, tmp_path: Path, suite_worker: SuiteWorker
+) -> None:
+    """With requests in flight together, the one that killed the server cannot be told from the others that died
+    with it: one check carries the finding, the rest of its group are named, and nothing is broken."""
+    proc, results = run_suites(tmp_path, keys_dir=keys_dir, faults=("malformed-jwt-kills-server",), worker=suite_worker)
+    failed = {c: r for c, r in results.items() if r["outcome"] == "fail"}
+    assert len(failed) == 1, failed
+    ((blamed, finding),) = failed.items()
+    assert finding["requirement"] == "SBS-AVAIL-01"
+    assert blamed.startswith("token/test_assertion_errors.py::"), blamed
+    assert not [c for c, r in results.items() if r["outcome"] == "broken"], "no check may be blamed on the harness"
+    assert len([c for c, r in results.items() if r["outcome"] == "not-run"]) > 100
+    if blamed != KILLER:
+        assert "two parts" in finding["actual"], "the killing request must be among those named"
+        assert "--concurrency 1 sends one at a time" in finding["actual"]
+    assert proc.returncode == 3
 
 
 def test_an_unreachable_target_is_one_line_and_the_rest_not_run(tmp_path: Path, suite_worker: SuiteWorker) -> None:
@@ -97,7 +123,9 @@ def test_allure_files_the_crash_under_the_availability_rule(tmp_path: Path) -> N
     """Allure shows the killing check as a failure of the availability rule, not as broken with its own rule."""
     from tests.test_cli_end_to_end import conformance
 
-    proc = conformance("run", "-q", "--fault", "malformed-jwt-kills-server", "--reports", "out", cwd=tmp_path)
+    proc = conformance(
+        "run", "-q", "--concurrency", "1", "--fault", "malformed-jwt-kills-server", "--reports", "out", cwd=tmp_path
+    )
     assert proc.returncode == 3, proc.stdout[-3000:]
     allure = [json.loads(p.read_text()) for p in (tmp_path / "out/allure-results").glob("*-result.json")]
     judged = [r for r in allure if r["status"] in ("failed", "broken")]

@@ -151,6 +151,8 @@ class TargetConfig:
     """Seconds a whole run may spend waiting for a rate-limiting target."""
     max_rps: float | None = None
     """At most this many requests per second (None: no pacing)."""
+    concurrency: int = 8
+    """At most this many independent requests in flight at once (1: one after another)."""
     expiry_wait: float = 0.0
     jwks_host: JwksHostConfig | None = None
     source: str = "defaults"

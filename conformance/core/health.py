@@ -15,6 +15,7 @@ answered well earlier; a probe that gets a gateway answer too counts as none.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -50,8 +51,12 @@ class Outage:
     """The check that sent that request."""
     probe_error: str
     reported_by: str | None = None
-    """The check that was running when the outage was noticed: its report carries the finding."""
+    """The check that carries the finding: the one running when it was noticed, or, for an exchange sent ahead,
+    the check that reads its answer."""
     observed_at: float = field(default_factory=time.time)
+    suspects: tuple[Exchange, ...] = ()
+    """Other requests in flight with it that got no answer either: when requests are sent side by side, any of
+    them may be the one that took the target down (`--concurrency 1` names it exactly)."""
 
     @property
     def what_happened(self) -> str:
@@ -89,8 +94,28 @@ class TargetHealth:
     unusable_in_a_row: int = 0
     answered_well: dict[str, str] = field(default_factory=dict)
     """Per origin, a GET URL that once got a 2xx: asking it again tells a dead backend from one bad request."""
+    overlapping: Callable[[Exchange], list[Exchange]] | None = None
+    """The exchanges in flight with a given one (the recorder's), to name every suspect when several were."""
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    _judged: set[int] = field(default_factory=set, repr=False)
+
+    def halted(self) -> str | None:
+        """Why the run stopped sending, or None."""
+        outage = self.outage
+        return outage.summary if outage is not None else None
+
+    def _owner(self, exchange: Exchange) -> str | None:
+        return exchange.owner or self.current_check
 
     def observe(self, exchange: Exchange) -> None:
+        """Judge one finished exchange (called from every thread that sends; one at a time)."""
+        with self._lock:
+            try:
+                self._observe(exchange)
+            finally:
+                self._judged.add(exchange.id)
+
+    def _observe(self, exchange: Exchange) -> None:
         origin = origin_of(exchange.url)
         if exchange.status is not None and is_gateway_silence(exchange.status, exchange.response_header("retry-after")):
             self._gateway_answer(exchange, origin)
@@ -98,14 +123,15 @@ class TargetHealth:
         if exchange.status is not None:
             self.unusable_in_a_row = 0
             self.answered.add(origin)
-            self.last_answered[origin] = (exchange, self.current_check)
+            self.last_answered[origin] = (exchange, self._owner(exchange))
             if exchange.method == "GET" and 200 <= exchange.status < 300:
                 self.answered_well.setdefault(origin, exchange.url)
             return
         if self.outage is None and exchange.partial_status is not None and origin in self.target_origins:
             self.unusable_in_a_row += 1
             if self.unusable_in_a_row >= UNUSABLE_AFTER and not self.answered & self.target_origins:
-                self.outage = Outage("unusable", exchange, self.current_check, "", self.current_check)
+                owner = self._owner(exchange)
+                self.outage = Outage("unusable", exchange, owner, "", owner)
                 return
         if self.outage is not None or exchange.failure not in NO_ANSWER:
             return
@@ -118,19 +144,27 @@ class TargetHealth:
             if exchange.failure == "timeout" and getattr(error, "kind", "connect") == "timeout":
                 # Slow everywhere is not a crash: nothing was refused or reset. The run cannot go on (every request
                 # would wait out its timeout), but the target is not failed for it: the checks are broken/not run.
-                self.outage = Outage("unresponsive", exchange, self.current_check, str(error), self.current_check)
+                owner = self._owner(exchange)
+                self.outage = Outage("unresponsive", exchange, owner, str(error), owner)
                 return
-            blamed, check = exchange, self.current_check
-            if exchange.failure == "connect" and origin in self.last_answered:
+            blamed, check, reporter = exchange, self._owner(exchange), self._owner(exchange)
+            suspects = self._suspects(exchange)
+            if suspects:
+                # Sent side by side: the earliest request that was cut off is the likeliest; all are named. Its
+                # reader has not finished (its answer waits for this judgement), so it carries the finding.
+                blamed = suspects[0]
+                check = reporter = self._owner(blamed)
+            elif exchange.failure == "connect" and origin in self.last_answered:
                 # A refused connection never reached the server: it went away after the last request it answered.
                 blamed, check = self.last_answered[origin]
-            self.outage = Outage("crashed", blamed, check, str(error), self.current_check)
+            self.outage = Outage("crashed", blamed, check, str(error), reporter, suspects=tuple(suspects[1:]))
             return
         never_answered = origin in self.target_origins and not self.answered & self.target_origins
         if never_answered and (
             exchange.failure == "connect" or self.probe(origin, self.probe_timeout, **patience) is not None
         ):
-            self.outage = Outage("unreachable", exchange, self.current_check, exchange.error or "", self.current_check)
+            owner = self._owner(exchange)
+            self.outage = Outage("unreachable", exchange, owner, exchange.error or "", owner)
 
     def _gateway_answer(self, exchange: Exchange, origin: str) -> None:
         """A proxy saying the server behind it is gone: an outage only when a request that used to work fails too."""
@@ -139,11 +173,22 @@ class TargetHealth:
         if origin in self.answered:
             error = self.probe(self.answered_well.get(origin, origin), self.probe_timeout)
             if error is not None:
-                self.outage = Outage(
-                    "crashed", exchange, self.current_check, f"gateway answer; {error}", self.current_check
-                )
+                owner = self._owner(exchange)
+                self.outage = Outage("crashed", exchange, owner, f"gateway answer; {error}", owner)
             return
         if origin in self.target_origins and not self.answered & self.target_origins:
             error = self.probe(origin, self.probe_timeout)
             if error is not None:
-                self.outage = Outage("unreachable", exchange, self.current_check, str(error), self.current_check)
+                owner = self._owner(exchange)
+                self.outage = Outage("unreachable", exchange, owner, str(error), owner)
+
+    def _suspects(self, exchange: Exchange) -> list[Exchange]:
+        """Requests sent ahead that were in flight with this one and were cut off or unanswered (refused ones
+        came after the end and prove nothing), earliest first; empty for a request sent on its own."""
+        if exchange.owner is None or self.overlapping is None:
+            return []
+        return [
+            e
+            for e in self.overlapping(exchange)
+            if e.status is None and e.failure in ("protocol", "timeout") and e.id not in self._judged
+        ]

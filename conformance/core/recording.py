@@ -16,10 +16,11 @@ import socket
 import ssl
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlencode, urljoin, urlsplit
 
 import httpx
@@ -30,11 +31,16 @@ from conformance.core.pacing import Pacer, RetryBudget, asks_to_slow_down
 from conformance.core.probing import ProbeFailure, probe_url
 from conformance.core.proxies import proxy_mounts
 
+if TYPE_CHECKING:
+    from conformance.core.concurrency import ExchangePool
+
+ResultT = TypeVar("ResultT")
 FormData = Mapping[str, str] | Sequence[tuple[str, str]]
 USER_AGENT = "fhir-b2b-conformance/0.1 (+https://github.com/fhir-b2b-conformance)"
 
 _ids = itertools.count(1)
 _capture: contextvars.ContextVar[list[Exchange] | None] = contextvars.ContextVar("capture", default=None)
+_owner: contextvars.ContextVar[str | None] = contextvars.ContextVar("owner", default=None)
 
 
 @dataclass
@@ -63,6 +69,11 @@ class Exchange:
     redirects: list[str] = field(default_factory=list)
     received_at: float | None = None
     """Wall-clock time the response headers arrived (to compare with the server's Date)."""
+    owner: str | None = None
+    """The check this was sent ahead for (see conformance.core.concurrency); None: the check running sent it."""
+    started_at: float = 0.0
+    """time.monotonic() when it was sent: orders exchanges that were in flight together."""
+    finished_at: float = 0.0
     id: int = field(default_factory=lambda: next(_ids))
     _json_cache: Any = field(default=None, repr=False, compare=False)
 
@@ -121,6 +132,16 @@ def capturing() -> Iterator[list[Exchange]]:
         yield captured
     finally:
         _capture.reset(token)
+
+
+@contextmanager
+def sending_for(owner: str | None) -> Iterator[None]:
+    """Exchanges sent in the block belong to check `owner` (a job sent ahead of the check that will read it)."""
+    token = _owner.set(owner)
+    try:
+        yield
+    finally:
+        _owner.reset(token)
 
 
 def cite(*exchanges: Exchange) -> None:
@@ -211,9 +232,40 @@ class HttpRecorder:
             trust_env=False,
         )
         self.observers: list[Callable[[Exchange], None]] = []
+        self.pool: ExchangePool | None = None
+        """Set when independent exchanges may be sent ahead: a request of the check itself waits for them."""
+        self._in_flight: dict[int, Exchange] = {}
+        self._recent: deque[Exchange] = deque(maxlen=256)
 
     def close(self) -> None:
+        if self.pool is not None:
+            self.pool.close()
         self._client.close()
+
+    def side_by_side(self, jobs: Mapping[str, Callable[[], ResultT]]) -> dict[str, ResultT]:
+        """Run independent exchanges (or short flows of them) at once, results by name; one after another when
+        no pool is set (see conformance.core.concurrency)."""
+        if self.pool is None:
+            return {name: job() for name, job in jobs.items()}
+        return self.pool.side_by_side(jobs)
+
+    def overlapping(self, exchange: Exchange, wait: float | None = None) -> list[Exchange]:
+        """Exchanges that were in flight at the same time as `exchange` (itself included), once each has finished
+        (waiting at most `wait` seconds, default the timeout): when a target dies, any of them may have killed it."""
+        deadline = time.monotonic() + (self.timeout + 1 if wait is None else wait)
+        while True:
+            with self._count_lock:
+                busy = [e for e in self._in_flight.values() if e.started_at <= exchange.finished_at]
+                done = [
+                    e
+                    for e in self._recent
+                    if e.started_at <= exchange.finished_at and e.finished_at >= exchange.started_at
+                ]
+            if not busy or time.monotonic() >= deadline:
+                break
+            time.sleep(0.01)
+        found = {e.id: e for e in [*done, exchange]}
+        return sorted(found.values(), key=lambda e: (e.started_at, e.id))
 
     def probe(self, url: str, attempts: int = 2, pause: float = 0.5) -> ProbeFailure | None:
         """None when `url` answers, through the run's TLS and proxy settings and within its timeout.
@@ -260,10 +312,26 @@ class HttpRecorder:
         # Redirects are followed only for reads: a POST carrying a secret or an
         # assertion is never re-sent to wherever a Location header points.
         follow = (method.upper() in ("GET", "HEAD")) if follow_redirects is None else follow_redirects
+        if self.pool is not None:
+            self.pool.drain()  # a check's own request never overlaps exchanges sent ahead (their order matters)
         exchange = Exchange(
-            purpose=purpose, method=method.upper(), url=url, request_headers=header_list, request_body=body
+            purpose=purpose,
+            method=method.upper(),
+            url=url,
+            request_headers=header_list,
+            request_body=body,
+            owner=_owner.get(),
         )
-        self._send_within_budget(exchange, follow)
+        exchange.started_at = time.monotonic()
+        with self._count_lock:
+            self._in_flight[exchange.id] = exchange
+        try:
+            self._send_within_budget(exchange, follow)
+        finally:
+            exchange.finished_at = time.monotonic()
+            with self._count_lock:
+                self._in_flight.pop(exchange.id, None)
+                self._recent.append(exchange)
         for observe in self.observers:
             observe(exchange)
         captured = _capture.get()

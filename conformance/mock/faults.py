@@ -16,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from conformance.core.catalogues import load_rows
+from conformance.core.catalogues import CatalogueError, load_rows
 from conformance.mock.switches import SwitchSet, UnknownSwitch, parse_switch_rows, pattern_matches, strings
 
 CATALOGUE_FILE = "faults.toml"
@@ -31,6 +31,9 @@ class Fault:
     profiles: tuple[str, ...]
     settings: tuple[tuple[str, object], ...] = ()
     """Reference-server settings under which the fault shows (e.g. a discovery shape)."""
+    takes_the_server_down: bool = False
+    """The server stops answering. Requests in flight beside the killing one die with it, so only a run that sends
+    one request at a time (`--concurrency 1`) can name the check it kills; the matrix runs it so."""
 
     def kills_check(self, check_id: str) -> bool:
         return any(pattern_matches(p, check_id) for p in self.kills)
@@ -41,9 +44,20 @@ def parse_faults(rows: list[dict[str, Any]], source: str = CATALOGUE_FILE) -> di
 
     def build(row: dict[str, Any], where: str, settings: tuple[tuple[str, object], ...]) -> Fault:
         kills, profiles = strings(row, "kills", where), strings(row, "profiles", where)
-        return Fault(row["name"], row["description"], kills, profiles, settings)
+        down = row.get("takes_the_server_down", False)
+        if not isinstance(down, bool):
+            raise CatalogueError(f"{where}: takes_the_server_down must be true or false")
+        return Fault(row["name"], row["description"], kills, profiles, settings, down)
 
-    return parse_switch_rows(rows, source=source, kind="fault", columns=COLUMNS, texts=("description",), build=build)
+    return parse_switch_rows(
+        rows,
+        source=source,
+        kind="fault",
+        columns=COLUMNS,
+        texts=("description",),
+        build=build,
+        optional=("takes_the_server_down",),
+    )
 
 
 FAULTS: dict[str, Fault] = parse_faults(load_rows(CATALOGUE_FILE, "fault"))

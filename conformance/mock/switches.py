@@ -32,12 +32,13 @@ def parse_switch_rows(
     columns: tuple[str, ...],
     texts: tuple[str, ...],
     build: Callable[[dict[str, Any], str, tuple[tuple[str, object], ...]], Row],
+    optional: tuple[str, ...] = (),
 ) -> dict[str, Row]:
     """Validate the common columns (name, texts, settings) and build each row, indexed by name."""
     parsed: dict[str, Row] = {}
     for number, row in enumerate(rows, 1):
         where = f"{source} {kind} #{number} ({row.get('name', '?')})"
-        check_columns(row, where, columns, ("settings",))
+        check_columns(row, where, columns, ("settings", *optional))
         for column in ("name", *texts):
             if not isinstance(row[column], str) or not row[column].strip():
                 raise CatalogueError(f"{where}: {column} must be a non-empty string")

@@ -46,6 +46,7 @@ def _target_overrides(args: argparse.Namespace) -> dict[str, Any]:
         "http.verify_tls": False if args.no_verify_tls else None,
         "http.proxy": getattr(args, "proxy", None),
         "http.max_rps": getattr(args, "max_rps", None),
+        "http.concurrency": getattr(args, "concurrency", None),
     }
 
 
@@ -68,6 +69,11 @@ def _add_target_options(parser: argparse.ArgumentParser) -> None:
     )
     group.add_argument(
         "--max-rps", type=float, help="send at most this many requests per second (rate-limited targets)"
+    )
+    group.add_argument(
+        "--concurrency",
+        type=int,
+        help="at most this many independent requests in flight at once (default 8; 1 sends one after another)",
     )
     group.add_argument(
         "--wait-for-target",
@@ -372,6 +378,7 @@ def command_run(args: argparse.Namespace) -> int:
         ("request-timeout", args.timeout),
         ("proxy", args.proxy),
         ("max-rps", args.max_rps),
+        ("concurrency", args.concurrency),
         ("wait-for-target", args.wait_for_target),
     ):
         if value is not None:

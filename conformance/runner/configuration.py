@@ -74,6 +74,7 @@ SCHEMA: dict[str, tuple[str, Any]] = {
     "http.retry_attempts": ("int", 2),
     "http.retry_budget": ("float", 60.0),
     "http.max_rps": ("float", None),
+    "http.concurrency": ("int", 8),
     "checks.expiry_wait": ("float", 0.0),
     "udap.cert_chain": ("path", None),
     "udap.private_key": ("path", None),
@@ -109,6 +110,7 @@ LIMITS: dict[str, tuple[float, float, str]] = {
     "http.retry_attempts": (0, 10, "retries"),
     "http.retry_budget": (0, 3600, "seconds"),
     "http.max_rps": (0.01, 10_000, "requests per second"),
+    "http.concurrency": (1, 64, "requests in flight"),
 }
 """Inclusive bounds of numeric options: a value outside them is a mistake, never silently clamped."""
 
@@ -139,6 +141,7 @@ def flag_names(prefix: str = "--") -> dict[str, str]:
         "http.verify_tls": "no-verify-tls",
         "http.proxy": "proxy",
         "http.max_rps": "max-rps",
+        "http.concurrency": "concurrency",
     }
     return {option: prefix + name for option, name in names.items()}
 
@@ -168,6 +171,7 @@ ENVIRONMENT = {
     "CONFORMANCE_CA_BUNDLE": "http.ca_bundle",
     "CONFORMANCE_PROXY": "http.proxy",
     "CONFORMANCE_MAX_RPS": "http.max_rps",
+    "CONFORMANCE_CONCURRENCY": "http.concurrency",
 }
 
 
@@ -630,6 +634,7 @@ def _build(raw: _Values, source: str, environ: Mapping[str, str]) -> TargetConfi
         retry_attempts=v["http.retry_attempts"],
         retry_budget=v["http.retry_budget"],
         max_rps=v["http.max_rps"],
+        concurrency=v["http.concurrency"],
         expiry_wait=v["checks.expiry_wait"],
         jwks_host=jwks_host,
         source=source,

@@ -26,8 +26,9 @@ import pytest
 
 from conformance.checking.evidence import curl_command, render_request, render_response
 from conformance.checking.requirements import Level, Requirement, lookup
+from conformance.core.concurrency import ExchangePool, Halted
 from conformance.core.config import ConfigError, TargetConfig
-from conformance.core.health import TargetHealth, origin_of
+from conformance.core.health import Outage, TargetHealth, origin_of
 from conformance.core.outcomes import (
     CheckFailure,
     ConformanceOutcome,
@@ -43,8 +44,10 @@ from conformance.flows.target import Target
 from conformance.profiles import registry as profiles
 from conformance.runner import allure_output, results_document, summary
 from conformance.runner.baseline import compare, load_baseline
+from conformance.runner.check_ids import check_id
 from conformance.runner.configuration import flag_names, load_config
 from conformance.runner.run_metadata import RunMetadata, describe_run
+from conformance.runner.sending_ahead import send_ahead  # noqa: F401 - the fixture the case modules use
 from conformance.runner.verdict import EXIT_INTERRUPTED, EXIT_USAGE, Verdict, verdict
 from conformance.runner.waivers import Waiver, decide, load_waivers, stale, unknown_cases
 
@@ -82,6 +85,9 @@ class PluginState:
     results: list[dict[str, Any]] = field(default_factory=list)
     deselected_for_profile: int = 0
     health: TargetHealth = field(default_factory=TargetHealth)
+    traffic_counted: tuple[int, int, float] = (0, 0, 0.0)
+    """The traffic already put down to a check: each check gets what was sent since the previous one settled
+    (requests sent ahead may leave before their reader starts), so the per-check figures add up to the run's."""
     outage_reported: bool = False
     wait_for_target: float | None = None
     preflight_error: str | None = None
@@ -134,6 +140,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
     group.addoption(
         "--conformance-max-rps", type=float, default=None, help="send at most this many requests per second"
+    )
+    group.addoption(
+        "--conformance-concurrency",
+        type=int,
+        default=None,
+        help="at most this many independent requests in flight at once (default 8; 1: one after another)",
     )
     group.addoption(
         "--conformance-wait-for-target",
@@ -207,6 +219,7 @@ def pytest_configure(config: pytest.Config) -> None:
         "http.verify_tls": False if config.getoption("conformance_no_verify_tls") else None,
         "http.proxy": config.getoption("conformance_proxy"),
         "http.max_rps": config.getoption("conformance_max_rps"),
+        "http.concurrency": config.getoption("conformance_concurrency"),
     }
     path = config.getoption("conformance_config")
     target_config: TargetConfig | None = None
@@ -318,15 +331,6 @@ def _traffic(state: PluginState) -> tuple[int, int, float]:
 
 def _is_check(item: pytest.Item) -> bool:
     return isinstance(item, pytest.Function) and "target" in item.fixturenames
-
-
-def check_id(item: pytest.Item) -> str:
-    """A stable id: the path below suites/ plus the test name, e.g. token/test_x.py::test_y[RS384]."""
-    path = Path(str(item.path))
-    relative = next(
-        (path.relative_to(parent).as_posix() for parent in path.parents if parent.name == "suites"), path.name
-    )
-    return "::".join([relative, *item.nodeid.split("::")[1:]])
 
 
 def requirement_of(item: pytest.Item) -> tuple[str | None, Level | None]:
@@ -469,6 +473,10 @@ def target(request: pytest.FixtureRequest) -> Iterator[Target]:
     state.health.probe = lambda url, timeout, attempts=2, pause=0.5: tgt.http.probe(url, attempts, pause)
     state.health.target_origins.add(origin_of(tgt.base_url))
     tgt.http.observers.append(state.health.observe)
+    # Under xdist a worker cannot know which of a module's cases it will be handed: it sends each when asked.
+    in_flight = 1 if hasattr(request.config, "workerinput") else cfg.concurrency
+    tgt.http.pool = ExchangePool(in_flight, halted=state.health.halted, asking=lambda: state.health.current_check)
+    state.health.overlapping = tgt.http.overlapping
     state.redactor = tgt.redactor
     activate(tgt.redactor)
     try:
@@ -568,12 +576,12 @@ def pytest_runtest_setup(item: pytest.Item) -> Generator[None, None, None]:
         item.user_properties += [("party", lookup(rid).party), ("rule", lookup(rid).sentence)]
     state = _state(item.config)
     redactor = state.redactor
-    if state.health.outage is not None:
+    if state.health.outage is not None and not _carries_the_outage(item):
         pytest.skip(f"not run: {state.health.outage.summary}")
     if state.preflight_error is not None:
         pytest.skip(f"not run: {state.preflight_error}")
     state.health.current_check = check_id(item)
-    item.stash[sent_key] = _traffic(state)
+    item.stash[sent_key] = state.traffic_counted
     with capturing() as captured:
         try:
             return (yield)
@@ -692,6 +700,22 @@ def _set_property(properties: list[tuple[str, object]], name: str, value: object
         properties.append((name, value))
 
 
+def _carries_the_outage(item: pytest.Item) -> bool:
+    """This check reads the answer sent ahead after which the target went away, and has not reported it yet: it
+    runs (after the outage) to carry the finding."""
+    state = _state(item.config)
+    outage = state.health.outage
+    return outage is not None and not state.outage_reported and outage.reported_by == check_id(item)
+
+
+def _cut_off_by_the_outage(item: pytest.Item, call: pytest.CallInfo[None], report: pytest.TestReport) -> bool:
+    """A check whose answer never came because the target had gone (a request in flight beside the one that took
+    it down, or one not sent after it) was not run: no harness trouble, and the finding is the outage's."""
+    outage = _state(item.config).health.outage
+    exc = call.excinfo.value if call.excinfo else None
+    return outage is not None and report.failed and isinstance(exc, NoResponse | Halted)
+
+
 def _took_the_target_down(item: pytest.Item, report: pytest.TestReport) -> bool:
     """This check sent the last request before the target went away, and that is not reported yet."""
     state = _state(item.config)
@@ -742,7 +766,8 @@ def _report_outage(
         failure = CheckFailure(
             f"the server stopped answering this client after {where}: {who} takes the service down",
             expected="an answer to every request (an error response for a bad one), and a server that keeps answering",
-            actual=f"{outage.what_happened}; probing {origin_of(exchange.url)} afterwards: {outage.probe_error}",
+            actual=f"{outage.what_happened}; probing {origin_of(exchange.url)} afterwards: {outage.probe_error}"
+            + _other_suspects(outage),
             exchange=exchange,
             requirement=AVAILABILITY,
         )
@@ -765,6 +790,18 @@ def _report_outage(
     message, expected, actual = _finding(failure, redactor) if outcome == "fail" else (outage.summary, None, None)
     for name, value in (("message", message), ("expected", expected), ("actual", actual)):
         _set_property(item.user_properties, name, redactor.text(value) if value else value)
+
+
+def _other_suspects(outage: Outage) -> str:
+    """Requests sent side by side with the blamed one that were cut off too: any of them may have done it."""
+    if not outage.suspects:
+        return ""
+    named = "; ".join(f"{e.purpose} ({e.owner or 'set-up'})" for e in outage.suspects[:5])
+    more = f" and {len(outage.suspects) - 5} more" if len(outage.suspects) > 5 else ""
+    return (
+        f"; {len(outage.suspects)} other request(s) sent at the same time got no answer either ({named}{more}): "
+        "this one was sent first, but any of them may be the one; --concurrency 1 sends one at a time and names it"
+    )
 
 
 def _finding(outcome: BaseException | None, redactor: Redactor) -> tuple[str | None, str | None, str | None]:
@@ -848,6 +885,17 @@ def pytest_runtest_makereport(
     decisive = report.when == "call" or not report.passed
     if decisive and _took_the_target_down(item, report):
         _report_outage(item, call, report, redactor)
+    elif decisive and _cut_off_by_the_outage(item, call, report):
+        assert state.health.outage is not None
+        reason = f"not run: {redactor.text(state.health.outage.summary)}"
+        report.outcome = "skipped"
+        report.longrepr = _own_location(item, reason)
+        try:  # Allure takes its status from the call's exception: a skip, like every other not-run check
+            pytest.skip(reason)
+        except pytest.skip.Exception:
+            call.excinfo = pytest.ExceptionInfo.from_current()
+        _set_property(item.user_properties, "outcome", "not-run")
+        _set_property(item.user_properties, "message", reason)
     elif decisive:
         outcome = _classify(report, call.excinfo, item)
         check_state = item.stash.get(check_key, None)
@@ -888,7 +936,8 @@ def _settle(item: pytest.Item, state: PluginState) -> None:
     if state.target is not None:
         _set_property(item.user_properties, "client_id", state.target.config.client_id)
     if sent_key in item.stash:
-        before, after = item.stash[sent_key], _traffic(state)
+        before, after = state.traffic_counted, _traffic(state)
+        state.traffic_counted = after
         _set_property(item.user_properties, "requests", after[0] - before[0])
         _set_property(item.user_properties, "retries", after[1] - before[1])
         _set_property(item.user_properties, "waited", round(after[2] - before[2], 3))

@@ -1,0 +1,56 @@
+"""The `send_ahead` fixture: a module's cases sent side by side, owned by the checks that will read them.
+
+A module's case fixture asks `send_ahead(build)` for its `answer_once`. The
+plan comes from the selected checks (after -k, -m and the profile filter): the
+cases their `case` parameter names, in run order, each owned by the first check
+that reads it. Under xdist a worker is handed checks one batch at a time and
+cannot know which of a module's cases it will need, so it sends each when asked.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
+
+import pytest
+
+from conformance.checking.cases import answer_once, case_key
+from conformance.flows.target import Target
+from conformance.runner.check_ids import check_id
+
+CaseT = TypeVar("CaseT")
+AnswerT = TypeVar("AnswerT")
+SendAhead = Callable[..., Callable[[Any], Any]]
+
+
+def planned_cases(
+    items: Sequence[pytest.Item], module: object, param: str, check_id: Callable[[pytest.Item], str]
+) -> list[tuple[Any, str]]:
+    """(case, first reader's check id) for each distinct case the module's selected checks will ask for."""
+    plan: dict[str, tuple[Any, str]] = {}
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        if getattr(item, "module", None) is not module or callspec is None or param not in callspec.params:
+            continue
+        if "send_ahead" not in getattr(item, "fixturenames", ()):
+            continue
+        case = callspec.params[param]
+        plan.setdefault(case_key(case), (case, check_id(item)))
+    return list(plan.values())
+
+
+@pytest.fixture(scope="module")
+def send_ahead(request: pytest.FixtureRequest, target: Target) -> SendAhead:
+    """answer_once(build) for this module, with its upcoming cases sent ahead when the run allows."""
+
+    def make(
+        build: Callable[[CaseT], AnswerT], *, param: str = "case", keys: Sequence[Any] | None = None
+    ) -> Callable[[CaseT], AnswerT]:
+        if keys is not None:
+            # Plain keys (variants a module's checks ask for by name): owned by the check that asks first.
+            upcoming: list[tuple[Any, str | None]] = [(key, None) for key in keys]
+        else:
+            upcoming = list(planned_cases(request.session.items, request.module, param, check_id))
+        return answer_once(build, upcoming=upcoming, pool=target.http.pool)
+
+    return make
