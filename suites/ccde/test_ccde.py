@@ -8,6 +8,7 @@ deviation of that server.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -168,17 +169,19 @@ def patient_reads(target: Target, flow: Flow, patient_id: str) -> dict[str, Exch
     token = _need(flow.access_token, "access token")
     other = next(p for p in ("p2", "1316024", "1") if p != patient_id)
     headers = {"Accept": "application/fhir+json", **oauth.bearer(token)}
-    return {
-        "own": target.http.request(
-            "GET", f"{target.base_url}/Patient/{patient_id}", purpose="read the consenting patient", headers=headers
-        ),
-        "other": target.http.request(
-            "GET",
-            f"{target.base_url}/Patient/{other}",
-            purpose="read another patient with the same token",
-            headers=headers,
-        ),
-    }
+    return target.http.side_by_side(
+        {
+            "own": lambda: target.http.request(
+                "GET", f"{target.base_url}/Patient/{patient_id}", purpose="read the consenting patient", headers=headers
+            ),
+            "other": lambda: target.http.request(
+                "GET",
+                f"{target.base_url}/Patient/{other}",
+                purpose="read another patient with the same token",
+                headers=headers,
+            ),
+        }
+    )
 
 
 @pytest.mark.requirement("SBS-CCDE-06")
@@ -209,43 +212,46 @@ def errors(target: Target, flow: Flow, ccde_token_url: str) -> dict[str, Exchang
     consent_id = _need(flow.consent_id, "consent")
     authorization_id = _need(flow.authorization_id, "authorization")
     other_jwt = ccde.get_jwt(http, base, base, purpose="a second JWT (not the authorized one)").text.strip()
-    return {
-        "unknown-consent": ccde.authorize(
+    # Independent refusals (none changes what another is judged on): sent side by side.
+    jobs: dict[str, Callable[[], Exchange | None]] = {
+        "unknown-consent": lambda: ccde.authorize(
             http,
             base,
             "conformance-no-such-consent",
             ccde.authorize_parameters(jwt),
             purpose="$authorize an unknown consent",
         ),
-        "unknown-patient": ccde.post_consent(
+        "unknown-patient": lambda: ccde.post_consent(
             http,
             base,
             ccde.consent_resource("conformance-no-such-patient"),
             purpose="consent for a patient that does not exist",
         ),
-        "malformed-parameters": ccde.authorize(
+        "malformed-parameters": lambda: ccde.authorize(
             http,
             base,
             consent_id,
             {"resourceType": "Parameters", "parameter": [{"name": "jwt", "valueString": jwt}]},
             purpose="$authorize without duration",
         ),
-        "bad-jwt": ccde.authorize(
+        "bad-jwt": lambda: ccde.authorize(
             http,
             base,
             consent_id,
             ccde.authorize_parameters("not.a.jwt"),
             purpose="$authorize with a JWT this server never issued",
         ),
-        "missing-jwt": ccde.request_token(
+        "missing-jwt": lambda: ccde.request_token(
             http, ccde_token_url, None, authorization_id, purpose="token request without the Bearer JWT"
         ),
-        "wrong-jwt": ccde.request_token(
-            http, ccde_token_url, other_jwt, authorization_id, purpose="token request with another JWT"
-        )
-        if other_jwt and other_jwt != jwt
-        else None,
-        "unknown-authorization": ccde.request_token(
+        "wrong-jwt": lambda: (
+            ccde.request_token(
+                http, ccde_token_url, other_jwt, authorization_id, purpose="token request with another JWT"
+            )
+            if other_jwt and other_jwt != jwt
+            else None
+        ),
+        "unknown-authorization": lambda: ccde.request_token(
             http,
             ccde_token_url,
             jwt,
@@ -253,6 +259,7 @@ def errors(target: Target, flow: Flow, ccde_token_url: str) -> dict[str, Exchang
             purpose="token request for an unknown authorization",
         ),
     }
+    return target.http.side_by_side(jobs)
 
 
 FHIR_ERRORS = {

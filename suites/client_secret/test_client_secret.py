@@ -16,7 +16,6 @@ from urllib.parse import unquote, urlsplit
 import pytest
 
 from conformance.checking import expect
-from conformance.checking.cases import answer_once
 from conformance.core.config import ProtectedRead
 from conformance.core.outcomes import SpecWarning, note
 from conformance.core.recording import Exchange
@@ -24,6 +23,7 @@ from conformance.flows import oauth
 from conformance.flows.oauth import TokenGrant
 from conformance.flows.scopes import beyond, split_scopes
 from conformance.flows.target import Target
+from conformance.runner.sending_ahead import SendAhead
 from suites.conftest import ReadWith
 
 TENANT_IN_TOKEN_URL = re.compile(r"/tenants/([^/]+)/")
@@ -345,8 +345,9 @@ def kit(
 
 
 @pytest.fixture(scope="module")
-def refused(kit: Kit) -> Callable[[Case], Exchange]:
-    return answer_once(lambda case: case.build(kit))
+def refused(kit: Kit, send_ahead: SendAhead) -> Callable[[Case], Exchange]:
+    """Each case sent once (the group side by side); every check reads the recorded answer."""
+    return send_ahead(lambda case: case.build(kit))
 
 
 def _params(own: bool) -> list[Any]:

@@ -17,6 +17,7 @@ from conformance.core.outcomes import note
 from conformance.core.recording import Exchange
 from conformance.flows import oauth
 from conformance.flows.target import Target
+from conformance.runner.sending_ahead import SendAhead
 
 FHIR_JSON = "application/fhir+json"
 XML_TYPES = {"application/fhir+xml", "application/xml", "text/xml"}
@@ -53,22 +54,21 @@ def format_read(target: Target, fhir_get: Callable[..., Exchange], access_token:
 
 
 @pytest.fixture(scope="module")
-def read_as(fhir_get: Callable[..., Exchange], access_token: str, format_read: str) -> Callable[[str], Exchange]:
-    """Read the configured resource once per negotiation variant."""
-    answers: dict[str, Exchange] = {}
+def read_as(
+    fhir_get: Callable[..., Exchange], access_token: str, format_read: str, send_ahead: SendAhead
+) -> Callable[[str], Exchange]:
+    """Read the configured resource once per negotiation variant (the variants side by side: plain reads)."""
 
     def read(variant: str) -> Exchange:
-        if variant not in answers:
-            query, accept = VARIANTS[variant]
-            headers = oauth.bearer(access_token)
-            if accept is not None:
-                headers["Accept"] = accept
-            separator = "&" if "?" in format_read else "?"
-            path = format_read + (f"{separator}{query}" if query else "")
-            answers[variant] = fhir_get(path, purpose=f"read {format_read} ({variant})", headers=headers)
-        return answers[variant]
+        query, accept = VARIANTS[variant]
+        headers = oauth.bearer(access_token)
+        if accept is not None:
+            headers["Accept"] = accept
+        separator = "&" if "?" in format_read else "?"
+        path = format_read + (f"{separator}{query}" if query else "")
+        return fhir_get(path, purpose=f"read {format_read} ({variant})", headers=headers)
 
-    return read
+    return send_ahead(read, keys=list(VARIANTS))
 
 
 def _body_kind(exchange: Exchange) -> str:

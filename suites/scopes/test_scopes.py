@@ -23,35 +23,48 @@ from conformance.flows import oauth
 from conformance.flows.oauth import TokenGrant
 from conformance.flows.scopes import beyond, is_v2, parse_scope, permits, split_scopes
 from conformance.flows.target import Target
+from conformance.runner.sending_ahead import SendAhead
 from suites.conftest import ExpiryProbe, ReadWith
 
 V1_PATIENT, V2_PATIENT, WILDCARD = "system/Patient.read", "system/Patient.rs", "system/*.read"
 UNKNOWN_TYPE = "system/NotAResource.read"
+COMMA_SEPARATED = "system/Patient.read,system/Observation.read"
 UNKNOWN_PLAIN_SCOPE = "conformance-unknown-scope"
 """A scope string no server defines (not a SMART scope at all)."""
 
 
 @pytest.fixture(scope="module")
 def request_scope(
-    target: Target, token_url: str, client_id: str, signing_key: ClientKey, access_grant: TokenGrant
+    target: Target,
+    token_url: str,
+    client_id: str,
+    signing_key: ClientKey,
+    access_grant: TokenGrant,
+    send_ahead: SendAhead,
 ) -> Callable[[str | None], TokenGrant]:
-    """Ask for a scope once per distinct value (None: no scope parameter) and keep the answer."""
-    answers: dict[str | None, TokenGrant] = {}
+    """Ask for a scope once per distinct value (None: no scope parameter) and keep the answer. The scopes every
+    run asks for are sent side by side (independent token requests); the rest when a check asks."""
 
     def ask(scope: str | None) -> TokenGrant:
-        if scope not in answers:
-            exchange = oauth.request_token(
-                target.http,
-                token_url,
-                signing_key,
-                client_id=client_id,
-                scope=scope,
-                purpose=f"token request for scope {scope!r}" if scope is not None else "token request without scope",
-            )
-            answers[scope] = TokenGrant.of(exchange)
-        return answers[scope]
+        exchange = oauth.request_token(
+            target.http,
+            token_url,
+            signing_key,
+            client_id=client_id,
+            scope=scope,
+            purpose=f"token request for scope {scope!r}" if scope is not None else "token request without scope",
+        )
+        return TokenGrant.of(exchange)
 
-    return ask
+    always = [
+        " ".join([*target.config.scopes, target.config.unauthorized_scope]),
+        f"{V1_PATIENT} {UNKNOWN_TYPE}",
+        COMMA_SEPARATED,
+        UNKNOWN_PLAIN_SCOPE,
+        None,
+        f"{V1_PATIENT} offline_access",
+    ]
+    return send_ahead(ask, keys=always)
 
 
 def _granted_or_refused(grant: TokenGrant, what: str) -> list[str] | None:
@@ -163,7 +176,7 @@ def test_comma_separated_scope_grant_is_stated(
     request_scope: Callable[[str | None], TokenGrant], target: Target
 ) -> None:
     """RFC 6749 §3.3 lets the server choose what it grants for an odd scope string, as long as it says so."""
-    grant = request_scope("system/Patient.read,system/Observation.read")
+    grant = request_scope(COMMA_SEPARATED)
     granted = _granted_or_refused(grant, "a comma-separated scope list")
     if granted is not None:
         _no_more_than_the_client_may_have(granted, target, grant, "a comma-separated scope string")

@@ -13,10 +13,10 @@ from collections.abc import Callable
 import pytest
 
 from conformance.checking import expect
-from conformance.checking.cases import answer_once
 from conformance.core.outcomes import note
 from conformance.crypto.jose import ClientKey
 from conformance.flows.target import Target
+from conformance.runner.sending_ahead import SendAhead
 from suites.token.assertion_cases import CASES, Case, Kit, Outcome
 
 ERROR_CODE_CHARS = re.compile(r"^[\x20-\x21\x23-\x5B\x5D-\x7E]+$")
@@ -32,10 +32,12 @@ def _params(cases: list[Case], *, own_requirement: bool) -> list[object]:
 
 
 @pytest.fixture(scope="module")
-def perform(target: Target, token_url: str, client_id: str, signing_key: ClientKey) -> Callable[[Case], Outcome]:
+def perform(
+    target: Target, token_url: str, client_id: str, signing_key: ClientKey, send_ahead: SendAhead
+) -> Callable[[Case], Outcome]:
     """Send each case once, on first use, and remember the answer."""
     kit = Kit(target, token_url, client_id, signing_key)
-    return answer_once(lambda case: case.build(kit))
+    return send_ahead(lambda case: case.build(kit))
 
 
 def _accepted(outcome: Outcome) -> bool:

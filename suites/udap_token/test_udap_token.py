@@ -16,7 +16,6 @@ from typing import Any
 import pytest
 
 from conformance.checking import expect
-from conformance.checking.cases import answer_once
 from conformance.core.config import ProtectedRead, UdapConfig
 from conformance.core.outcomes import CheckFailure, note
 from conformance.core.recording import Exchange
@@ -25,6 +24,7 @@ from conformance.crypto.pki import CertifiedKey
 from conformance.flows import oauth, udap
 from conformance.flows.oauth import TokenGrant
 from conformance.flows.target import Target
+from conformance.runner.sending_ahead import SendAhead
 from suites.conftest import ReadWith
 from suites.udap_support import b2b_for
 
@@ -376,8 +376,9 @@ def kit(
 
 
 @pytest.fixture(scope="module")
-def refused(kit: Kit) -> Callable[[Case], Exchange]:
-    return answer_once(lambda case: case.build(kit))
+def refused(kit: Kit, send_ahead: SendAhead) -> Callable[[Case], Exchange]:
+    """Each case sent once (the group side by side); every check reads the recorded answer."""
+    return send_ahead(lambda case: case.build(kit))
 
 
 def _params() -> list[Any]:
