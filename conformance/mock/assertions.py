@@ -8,8 +8,10 @@ one step; a claim rule names the faults that remove it.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
+import json
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -153,12 +155,18 @@ async def _verify_signature(ctx: MockContext, client: Client, assertion: str, he
     tried = candidates if kid is None or ctx.fault("accept-unknown-kid") else candidates[:1]
     for jwk in tried:
         try:
-            key = jwt.PyJWK(jwk, algorithm=alg).key
+            key = _public_key(json.dumps(jwk, sort_keys=True), alg)
             jwt.PyJWS().decode_complete(assertion, key=key, algorithms=[alg])
             return
         except Exception as exc:
             errors.append(type(exc).__name__)
     raise _invalid_client(f"the assertion signature does not verify ({', '.join(errors)})")
+
+
+@functools.lru_cache(maxsize=1024)
+def _public_key(jwk_json: str, alg: str) -> Any:
+    """The key object of a registered JWK, built once per distinct JWK (building it costs as much as verifying)."""
+    return jwt.PyJWK(json.loads(jwk_json), algorithm=alg).key
 
 
 async def _client_keys(ctx: MockContext, client: Client, header: dict[str, Any]) -> list[dict[str, Any]]:
