@@ -29,7 +29,7 @@ def timed(command: list[str], cwd: Path) -> tuple[float, int, str]:
     return time.perf_counter() - started, proc.returncode, proc.stdout + proc.stderr
 
 
-def bench_run(profile: str, runs: int, latency_ms: float = 0) -> list[str]:
+def bench_run(profile: str, runs: int, latency_ms: float = 0, options: tuple[str, ...] = ()) -> list[str]:
     rows = []
     times = []
     extra = ["--", "--conformance-mock-setting", f"latency_ms={latency_ms:g}"] if latency_ms else []
@@ -40,6 +40,7 @@ def bench_run(profile: str, runs: int, latency_ms: float = 0) -> list[str]:
                 [
                     sys.executable,
                     *("-m", "conformance.runner.cli", "run", "-q", "--profile", profile, "--reports", "r"),
+                    *options,
                     *extra,
                 ],
                 Path(tmp),
@@ -51,8 +52,9 @@ def bench_run(profile: str, runs: int, latency_ms: float = 0) -> list[str]:
         checks = next((line.split()[0] for line in output.splitlines() if " checks: " in line), "?")
     requests = next((line.split()[0] for line in output.splitlines() if " requests sent;" in line), "?")
     latency = f", {latency_ms:g} ms per request" if latency_ms else ""
+    flags = "".join(f" {o}" for o in options)
     rows.append(
-        f"| `conformance run --profile {profile}` (embedded{latency}, {checks} checks, {requests} requests, all "
+        f"| `conformance run --profile {profile}{flags}` (embedded{latency}, {checks} checks, {requests} requests, all "
         "reports) "
         f"| median {statistics.median(times):.2f} s of {runs} (min {min(times):.2f}, max {max(times):.2f}); "
         f"peak RSS {peak / 1024:.0f} MiB |"
@@ -134,6 +136,10 @@ def main() -> None:
 
     rows = [row for profile in profiles.names() for row in bench_run(profile, args.runs)]
     rows += [row for profile in profiles.names() for row in bench_run(profile, args.runs, latency_ms=50)]
+    # Which helps when: one request at a time (the old way), and xdist workers instead of requests side by side.
+    for options in (("--concurrency", "1"), ("-n", "2")):
+        for latency in (0, 50):
+            rows += bench_run("smart-backend", args.runs, latency_ms=latency, options=options)
     rows += bench_startup(args.runs) + bench_requests(200)
     if not args.quick:
         rows += bench_matrix("fault matrix", "tests/test_fault_matrix.py")
