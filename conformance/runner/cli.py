@@ -413,6 +413,10 @@ def command_run(args: argparse.Namespace) -> int:
         "-p",
         "no:randomly",
         *UNUSED_PLUGINS,
+        # Checks judge through expect.* (CheckFailure), never a bare assert: rewriting the suites' asserts only
+        # costs the compile of every suite module (each run, where bytecode is not cached). A user's own
+        # --assert after -- still wins.
+        "--assert=plain",
         # The command imports httpx (and anyio) before pytest starts; pytest's note that it cannot rewrite
         # asserts in those modules is noise for every user.
         "-W",
