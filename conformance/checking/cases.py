@@ -43,6 +43,7 @@ def answer_once(
 
     def send_the_group() -> None:
         assert pool is not None
+        pool.drain()  # groups never overlap: the previous group's slow jobs finish first
         for case, owner in upcoming:
             key = case_key(case)
             if key not in sent_ahead and key not in answers:
