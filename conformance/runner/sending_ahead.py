@@ -43,16 +43,8 @@ def planned_cases(
 def send_ahead(request: pytest.FixtureRequest, target: Target) -> SendAhead:
     """answer_once(build) for this module, with its upcoming cases sent ahead when the run allows."""
 
-    def make(
-        build: Callable[[CaseT], AnswerT], *, param: str = "case", keys: Sequence[Any] | None = None
-    ) -> Callable[[CaseT], AnswerT]:
-        if keys is not None:
-            # Plain keys (variants a module's checks ask for by name) are sent when asked, not ahead: their readers
-            # are not planned, so a key that took the target down could be owned by a check that had already
-            # settled, and the outage would go unreported (review of issue 12). `keys` documents the group.
-            upcoming: list[tuple[Any, str | None]] = []
-        else:
-            upcoming = list(planned_cases(request.session.items, request.module, param, check_id))
+    def make(build: Callable[[CaseT], AnswerT], *, param: str = "case") -> Callable[[CaseT], AnswerT]:
+        upcoming = planned_cases(request.session.items, request.module, param, check_id)
         return answer_once(build, upcoming=upcoming, pool=target.http.pool)
 
     return make

@@ -13,11 +13,11 @@ from typing import Any
 import pytest
 
 from conformance.checking import expect
+from conformance.checking.cases import answer_once
 from conformance.core.outcomes import note
 from conformance.core.recording import Exchange
 from conformance.flows import oauth
 from conformance.flows.target import Target
-from conformance.runner.sending_ahead import SendAhead
 
 FHIR_JSON = "application/fhir+json"
 XML_TYPES = {"application/fhir+xml", "application/xml", "text/xml"}
@@ -54,10 +54,8 @@ def format_read(target: Target, fhir_get: Callable[..., Exchange], access_token:
 
 
 @pytest.fixture(scope="module")
-def read_as(
-    fhir_get: Callable[..., Exchange], access_token: str, format_read: str, send_ahead: SendAhead
-) -> Callable[[str], Exchange]:
-    """Read the configured resource once per negotiation variant (the variants side by side: plain reads)."""
+def read_as(fhir_get: Callable[..., Exchange], access_token: str, format_read: str) -> Callable[[str], Exchange]:
+    """Read the configured resource once per negotiation variant."""
 
     def read(variant: str) -> Exchange:
         query, accept = VARIANTS[variant]
@@ -68,7 +66,7 @@ def read_as(
         path = format_read + (f"{separator}{query}" if query else "")
         return fhir_get(path, purpose=f"read {format_read} ({variant})", headers=headers)
 
-    return send_ahead(read, keys=list(VARIANTS))
+    return answer_once(read)
 
 
 def _body_kind(exchange: Exchange) -> str:

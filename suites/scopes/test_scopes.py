@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from conformance.checking import expect
+from conformance.checking.cases import answer_once
 from conformance.core.config import ProtectedRead
 from conformance.core.outcomes import SpecWarning, note
 from conformance.core.recording import Exchange
@@ -23,7 +24,6 @@ from conformance.flows import oauth
 from conformance.flows.oauth import TokenGrant
 from conformance.flows.scopes import beyond, is_v2, parse_scope, permits, split_scopes
 from conformance.flows.target import Target
-from conformance.runner.sending_ahead import SendAhead
 from suites.conftest import ExpiryProbe, ReadWith
 
 V1_PATIENT, V2_PATIENT, WILDCARD = "system/Patient.read", "system/Patient.rs", "system/*.read"
@@ -40,10 +40,8 @@ def request_scope(
     client_id: str,
     signing_key: ClientKey,
     access_grant: TokenGrant,
-    send_ahead: SendAhead,
 ) -> Callable[[str | None], TokenGrant]:
-    """Ask for a scope once per distinct value (None: no scope parameter) and keep the answer. The scopes every
-    run asks for are sent side by side (independent token requests); the rest when a check asks."""
+    """Ask for a scope once per distinct value (None: no scope parameter) and keep the answer."""
 
     def ask(scope: str | None) -> TokenGrant:
         exchange = oauth.request_token(
@@ -56,15 +54,7 @@ def request_scope(
         )
         return TokenGrant.of(exchange)
 
-    always = [
-        " ".join([*target.config.scopes, target.config.unauthorized_scope]),
-        f"{V1_PATIENT} {UNKNOWN_TYPE}",
-        COMMA_SEPARATED,
-        UNKNOWN_PLAIN_SCOPE,
-        None,
-        f"{V1_PATIENT} offline_access",
-    ]
-    return send_ahead(ask, keys=always)
+    return answer_once(ask)
 
 
 def _granted_or_refused(grant: TokenGrant, what: str) -> list[str] | None:
