@@ -19,6 +19,7 @@ import pytest
 from conformance.checking.cases import answer_once
 from conformance.core.concurrency import ExchangePool, Halted
 from conformance.core.health import TargetHealth
+from conformance.core.outcomes import collecting_notes, note
 from conformance.core.recording import Exchange, HttpRecorder, capturing
 from conformance.core.redaction import Redactor
 from tests.conftest import SuiteWorker, run_suites
@@ -151,6 +152,66 @@ def test_an_error_raised_while_sending_ahead_is_raised_in_each_reader_without_a_
     http.close()
 
 
+def test_one_by_one_an_error_is_kept_too_so_a_case_is_never_sent_twice() -> None:
+    calls: list[str] = []
+
+    def build(case: str) -> str:
+        calls.append(case)
+        raise LookupError(f"no {case}")
+
+    asked = answer_once(build, upcoming=[("a", "check-a")], pool=ExchangePool(1))
+    for _ in range(3):
+        with pytest.raises(LookupError, match="no a"):
+            asked("a")
+    assert calls == ["a"], "--concurrency 1 and -n must send what concurrency 8 sends, no more"
+
+
+@pytest.mark.parametrize("size", [1, 2])
+def test_an_error_raised_again_for_each_reader_keeps_the_traceback_it_had(size: int) -> None:
+    import traceback
+
+    def build(case: str) -> str:
+        raise LookupError(case)
+
+    asked = answer_once(build, upcoming=[("a", "check-a")], pool=ExchangePool(size))
+    depths = []
+    for _ in range(4):
+        with pytest.raises(LookupError) as raised:
+            asked("a")
+        depths.append(len(traceback.extract_tb(raised.value.__traceback__)))
+    assert len(set(depths)) == 1, depths
+
+
+def test_notes_made_while_sending_ahead_go_to_the_check_that_reads_the_answer() -> None:
+    pool = ExchangePool(2)
+
+    def build(case: str) -> str:
+        note("answer chosen", case)
+        return case
+
+    asked = answer_once(build, upcoming=[("a", "check-a"), ("b", "check-b")], pool=pool)
+    with collecting_notes() as asking:
+        asked("a")
+    with collecting_notes() as reading_b:
+        asked("b")
+    pool.close()
+    assert asking.items == [("answer chosen", "a")], "the check that asked gets its own case's notes only"
+    assert reading_b.items == [("answer chosen", "b")]
+
+
+def test_side_by_side_inside_a_job_of_a_full_pool_runs_its_parts_in_turn() -> None:
+    pool = ExchangePool(2)
+
+    def case_with_parts(name: str) -> dict[str, str]:
+        return pool.side_by_side({part: functools.partial(str, f"{name}{part}") for part in "xy"})
+
+    futures = [pool.submit(f"check-{n}", functools.partial(case_with_parts, n)) for n in "ab"]
+    answers = [f.result(timeout=10) for f in futures]  # a deadlock would wait on workers that never free
+    pool.close()
+    assert [a.error for a in answers] == [None, None]
+    assert [a.value for a in answers] == [{"x": "ax", "y": "ay"}, {"x": "bx", "y": "by"}]
+
+
 def test_a_halted_run_starts_no_more_jobs() -> None:
     pool = ExchangePool(2, halted=lambda: "target down since x")
     answer = pool.submit("check", lambda: "sent").result(timeout=5)
@@ -191,6 +252,20 @@ def test_a_crash_among_requests_sent_together_blames_the_first_and_names_the_oth
     assert outage.suspects == (later,), "a refused connection came after the crash: no suspect"
 
 
+def test_requests_answered_just_before_a_crash_are_named_as_suspects_too() -> None:
+    answered = _failed("assertion with a huge header", "token/x.py::test_a[huge]", 0.999)
+    answered.failure, answered.error, answered.status = None, None, 400
+    cut_off = _failed("assertion without jti", "token/x.py::test_a[missing-jti]", 1.0)
+    health = TargetHealth(probe=lambda *a, **k: "connection refused")
+    health.answered.add("http://127.0.0.1:1")
+    health.overlapping = lambda exchange: [answered, cut_off]
+    health.observe(answered)
+    health.observe(cut_off)
+    outage = health.outage
+    assert outage is not None and outage.exchange is cut_off, "the best guess is the request that got no answer"
+    assert outage.answered_beside == (answered,), "an answered request may have taken the server down afterwards"
+
+
 def test_a_request_of_the_check_itself_is_blamed_as_before() -> None:
     own = Exchange("own", "POST", "http://127.0.0.1:1/token", [])
     own.failure, own.error = "protocol", "reset"
@@ -219,15 +294,19 @@ def test_secrets_learnt_from_many_threads_are_all_masked() -> None:
     assert all(secret not in redactor.text(" ".join(secrets)) for secret in secrets)
 
 
-def _outcomes_and_requests(tmp_path: Path, keys_dir: Path, worker: SuiteWorker, profile: str, *extra: str) -> Any:
-    proc, results = run_suites(tmp_path, *extra, profile=profile, keys_dir=keys_dir, worker=worker)
+def _outcomes_and_requests(
+    tmp_path: Path, keys_dir: Path, worker: SuiteWorker, profile: str, *extra: str, faults: tuple[str, ...] = ()
+) -> Any:
+    proc, results = run_suites(tmp_path, *extra, profile=profile, keys_dir=keys_dir, worker=worker, faults=faults)
     document = (tmp_path / "results.json").read_text()
     return proc, {check: r["outcome"] for check, r in results.items()}, document
 
 
-@pytest.mark.parametrize("profile", ["smart-backend", "cerner-carequality"])
+@pytest.mark.parametrize(
+    ("profile", "faults"), [("smart-backend", ()), ("cerner-carequality", ()), ("smart-backend", ("reject-rs384",))]
+)
 def test_side_by_side_and_one_by_one_give_the_same_verdicts_with_the_same_requests(
-    profile: str, tmp_path: Path, keys_dir: Path, suite_worker: SuiteWorker
+    profile: str, faults: tuple[str, ...], tmp_path: Path, keys_dir: Path, suite_worker: SuiteWorker
 ) -> None:
     import json
 
@@ -236,9 +315,9 @@ def test_side_by_side_and_one_by_one_give_the_same_verdicts_with_the_same_reques
         out = tmp_path / concurrency
         out.mkdir()
         proc, outcomes, document = _outcomes_and_requests(
-            out, keys_dir, suite_worker, profile, "--conformance-concurrency", concurrency
+            out, keys_dir, suite_worker, profile, "--conformance-concurrency", concurrency, faults=faults
         )
-        assert proc.returncode == 0, proc.stdout[-3000:]
+        assert proc.returncode == (1 if faults else 0), proc.stdout[-3000:]
         runs[concurrency] = (outcomes, json.loads(document)["requests"])
     assert runs["1"][0] == runs["8"][0]
     assert runs["1"][1] == runs["8"][1], "sending ahead must send no request twice and none extra"

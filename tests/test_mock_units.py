@@ -345,3 +345,36 @@ def test_ctrl_c_exits_cleanly_even_with_a_request_half_sent(mock_process: MockPr
     assert "Traceback" not in stderr, stderr
     assert code in (0, 130), stderr
     assert answer.startswith(b"HTTP/1.1 503 ") or answer == b"", answer
+
+
+def test_a_udap_statement_replayed_within_the_clock_leeway_after_its_exp_is_still_a_replay(keys_dir: Path) -> None:
+    """register-replay-refused: the jti is remembered as long as the statement is accepted (exp + leeway), so a
+    replay just after exp is refused, not registered as if new."""
+    from conformance.flows import udap
+
+    _, prepare, client = udap_test_members(keys_dir)
+    settings = profiles.get("udap").server_settings(variations=["register-replay-refused"])
+    with MockServer(settings, prepare=prepare) as server:
+        register_url = server.settings.register_url
+        claims = udap.software_statement_claims(client, register_url)
+        claims["exp"] = claims["iat"] + 5
+        body = udap.registration_body(udap.jwt_with_x5c(client.certified, claims))
+        assert httpx.post(register_url, json=body, timeout=10).status_code == 201
+        server.settings.clock_offset = 5 + server.settings.clock_skew_leeway / 2  # past exp, within the leeway
+        again = httpx.post(register_url, json=body, timeout=10)
+    assert again.status_code == 400, again.text
+    assert again.json()["error"] == "invalid_software_statement", again.text
+
+
+def test_the_registration_found_for_an_issuer_is_the_active_one_most_recently_updated() -> None:
+    from conformance.mock.store import Store
+
+    store = Store()
+    key = {"registration_key": "https://app.example|community"}
+    store.put_client(Client("old", extra=dict(key)))
+    store.put_client(Client("old", extra=dict(key), active=False))  # replaced: a new client_id was issued
+    store.put_client(Client("new", extra=dict(key)))
+    store.put_client(Client("older-still", extra=dict(key), active=False))
+    found = store.find_client("registration_key", key["registration_key"])
+    store.close()
+    assert found is not None and found.client_id == "new"

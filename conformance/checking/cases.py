@@ -4,7 +4,8 @@ With a pool (`conformance.core.concurrency`), the first check that asks for a
 case has every upcoming case of its group sent at once; each check then reads
 its own answer. Without one (`--concurrency 1`, or under xdist, where a worker
 cannot know which checks it will be given), each case is sent when a check
-first asks for it, as before.
+first asks for it. Either way a case is sent once: what it returned or raised
+is handed to every check that asks.
 """
 
 from __future__ import annotations
@@ -15,7 +16,6 @@ from concurrent.futures import Future
 from typing import Any, TypeVar
 
 from conformance.core.concurrency import Answer, ExchangePool
-from conformance.core.recording import cite
 
 CaseT = TypeVar("CaseT")
 AnswerT = TypeVar("AnswerT")
@@ -37,9 +37,8 @@ def answer_once(
 
     `upcoming` lists the cases the selected checks will ask for, each with the id of the first check that reads
     it (the owner of its exchanges). With an enabled `pool` they are all sent as soon as one is asked for."""
-    answers: dict[str, AnswerT] = {}
+    answers: dict[str, Answer[AnswerT]] = {}
     sent_ahead: dict[str, Future[Answer[AnswerT]]] = {}
-    cited: set[str] = set()
 
     def send_the_group() -> None:
         assert pool is not None
@@ -51,21 +50,23 @@ def answer_once(
 
     def run(case: CaseT) -> AnswerT:
         key = case_key(case)
-        if key in answers:
-            return answers[key]
-        if pool is not None and pool.enabled and key not in sent_ahead and any(case_key(c) == key for c, _ in upcoming):
-            send_the_group()
-        future = sent_ahead.get(key)
-        if future is None:
-            answers[key] = build(case)  # sent now, in the asking check (exceptions are not kept: asked again later)
-            return answers[key]
-        answer = future.result()
-        if key not in cited:
-            # The first reader carries the exchanges as evidence, as it would had it sent them itself.
-            cited.add(key)
-            cite(*answer.exchanges)
-        if answer.error is not None:
-            raise answer.error
-        return answer.value  # type: ignore[return-value]
+        if key not in answers:
+            if (
+                pool is not None
+                and pool.enabled
+                and key not in sent_ahead
+                and any(case_key(c) == key for c, _ in upcoming)
+            ):
+                send_the_group()
+            future = sent_ahead.pop(key, None)
+            if future is None:
+                # Sent now, in the asking check, which records its exchanges and notes itself. What it raised is
+                # kept too: a later reader of the same case gets the same outcome, not a second request.
+                answers[key] = Answer.of(functools.partial(build, case))
+            else:
+                # The first reader carries the exchanges as evidence, as it would had it sent them itself.
+                answers[key] = future.result()
+                answers[key].cite()
+        return answers[key].result()
 
     return run

@@ -28,8 +28,10 @@ import threading
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from types import TracebackType
 from typing import Any, Generic, TypeVar
 
+from conformance.core.outcomes import collecting_notes, note
 from conformance.core.recording import Exchange, capturing, cite, sending_for
 
 DEFAULT_CONCURRENCY = 8
@@ -47,11 +49,37 @@ class Halted(Exception):
 
 @dataclass
 class Answer(Generic[ResultT]):
-    """What a job produced (or raised), and the exchanges it made (cited as evidence by the first reader)."""
+    """What a job produced (or raised), the exchanges it made and the notes it recorded: the first reader cites
+    them as evidence, as it would had it sent them itself."""
 
     value: ResultT | None = None
     error: BaseException | None = None
+    traceback: TracebackType | None = None
+    """The error's traceback as the job left it: raising it again for each reader would otherwise grow it."""
     exchanges: list[Exchange] = field(default_factory=list)
+    notes: list[tuple[str, str]] = field(default_factory=list)
+
+    def cite(self) -> None:
+        """Make this answer's exchanges and notes the evidence of the check running now."""
+        cite(*self.exchanges)
+        for key, value in self.notes:
+            note(key, value)
+
+    def result(self) -> ResultT:
+        """The value, or the job's error raised again (with the job's traceback, not one grown per reader)."""
+        if self.error is not None:
+            raise self.error.with_traceback(self.traceback)
+        return self.value  # type: ignore[return-value]
+
+    @classmethod
+    def of(cls, job: Callable[[], ResultT]) -> Answer[ResultT]:
+        """Run `job` here and keep what it returned or raised."""
+        answer: Answer[ResultT] = cls()
+        try:
+            answer.value = job()
+        except BaseException as exc:  # kept for every reader, each raises it in its own check
+            answer.error, answer.traceback = exc, exc.__traceback__
+        return answer
 
 
 class ExchangePool:
@@ -84,19 +112,14 @@ class ExchangePool:
         owner = owner or self.asking()
 
         def run() -> Answer[ResultT]:
-            answer: Answer[ResultT] = Answer()
             reason = self.halted()
             if reason is not None:
-                answer.error = Halted(reason)
-                return answer
+                return Answer(error=Halted(reason))
             _job.active = True
             try:
-                with sending_for(owner), capturing() as captured:
-                    try:
-                        answer.value = job()
-                    except BaseException as exc:  # handed to the reader, who raises it in its own check
-                        answer.error = exc
-                answer.exchanges = list(captured)
+                with sending_for(owner), capturing() as captured, collecting_notes() as notes:
+                    answer = Answer.of(job)
+                answer.exchanges, answer.notes = list(captured), list(notes.items)
             finally:
                 _job.active = False
             return answer
@@ -117,17 +140,17 @@ class ExchangePool:
 
     def side_by_side(self, jobs: Mapping[str, Callable[[], ResultT]]) -> dict[str, ResultT]:
         """Run independent jobs at once and return their results by name, as if run one after another: the
-        exchanges are the caller's evidence, and the first job's exception (in the given order) is raised."""
-        if not self.enabled:
+        exchanges are the caller's evidence, and the first job's exception (in the given order) is raised.
+
+        Inside a job (a case sent ahead that has parts of its own) they run one after another: the job holds a
+        worker, and waiting on workers from one could exhaust the pool."""
+        if not self.enabled or self.in_a_job():
             return {name: job() for name, job in jobs.items()}
         futures = {name: self.submit(None, job) for name, job in jobs.items()}
         answers = {name: future.result() for name, future in futures.items()}
         for answer in answers.values():
-            cite(*answer.exchanges)
-        for answer in answers.values():
-            if answer.error is not None:
-                raise answer.error
-        return {name: answer.value for name, answer in answers.items()}  # type: ignore[misc]
+            answer.cite()
+        return {name: answer.result() for name, answer in answers.items()}
 
     @staticmethod
     def in_a_job() -> bool:

@@ -57,6 +57,9 @@ class Outage:
     suspects: tuple[Exchange, ...] = ()
     """Other requests in flight with it that got no answer either: when requests are sent side by side, any of
     them may be the one that took the target down (`--concurrency 1` names it exactly)."""
+    answered_beside: tuple[Exchange, ...] = ()
+    """Requests in flight with it that were answered before the target went away: a request can be answered and
+    still take the server down afterwards, so these are suspects too."""
 
     @property
     def what_happened(self) -> str:
@@ -148,7 +151,14 @@ class TargetHealth:
                 self.outage = Outage("unresponsive", exchange, owner, str(error), owner)
                 return
             blamed, check, reporter = exchange, self._owner(exchange), self._owner(exchange)
-            suspects = self._suspects(exchange)
+            beside = self._beside(exchange)
+            # Cut off, not refused (a refused one came after the end and proves nothing), and not already found
+            # harmless (a probe after it got an answer).
+            suspects = [
+                e
+                for e in beside
+                if e.status is None and e.failure in ("protocol", "timeout") and e.id not in self._judged
+            ]
             if suspects:
                 # Sent side by side: the earliest request that was cut off is the likeliest; all are named. Its
                 # reader has not finished (its answer waits for this judgement), so it carries the finding.
@@ -157,7 +167,11 @@ class TargetHealth:
             elif exchange.failure == "connect" and origin in self.last_answered:
                 # A refused connection never reached the server: it went away after the last request it answered.
                 blamed, check = self.last_answered[origin]
-            self.outage = Outage("crashed", blamed, check, str(error), reporter, suspects=tuple(suspects[1:]))
+            around = beside if blamed is exchange else self._beside(blamed)
+            answered = tuple(e for e in around if e.status is not None and e.id != blamed.id)
+            self.outage = Outage(
+                "crashed", blamed, check, str(error), reporter, suspects=tuple(suspects[1:]), answered_beside=answered
+            )
             return
         never_answered = origin in self.target_origins and not self.answered & self.target_origins
         if never_answered and (
@@ -182,13 +196,9 @@ class TargetHealth:
                 owner = self._owner(exchange)
                 self.outage = Outage("unreachable", exchange, owner, str(error), owner)
 
-    def _suspects(self, exchange: Exchange) -> list[Exchange]:
-        """Requests sent ahead that were in flight with this one and were cut off or unanswered (refused ones
-        came after the end and prove nothing), earliest first; empty for a request sent on its own."""
+    def _beside(self, exchange: Exchange) -> list[Exchange]:
+        """Requests sent ahead that were in flight with this one (itself included), earliest first; empty for a
+        request sent on its own."""
         if exchange.owner is None or self.overlapping is None:
             return []
-        return [
-            e
-            for e in self.overlapping(exchange)
-            if e.status is None and e.failure in ("protocol", "timeout") and e.id not in self._judged
-        ]
+        return self.overlapping(exchange)

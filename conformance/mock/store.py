@@ -135,12 +135,15 @@ class Store:
 
     def find_client(self, key: str, value: str) -> Client | None:
         """A client whose `extra[key]` equals value (e.g. the iss|community a UDAP client registered with): one
-        indexed lookup for registration_key, however many clients are registered."""
+        indexed lookup for registration_key, however many clients are registered. Should several match, the
+        active one most recently updated is the one meant."""
         if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", key):
             raise ValueError(f"not a client attribute name: {key!r}")
         with self._lock:
             row = self._db.execute(
-                f"select {CLIENT_COLUMNS} from clients where json_extract(extra, '$.{key}') = ? limit 1", (value,)
+                f"select {CLIENT_COLUMNS} from clients where json_extract(extra, '$.{key}') = ?"
+                " order by active desc, updated desc limit 1",
+                (value,),
             ).fetchone()
         return _client(row) if row is not None else None
 

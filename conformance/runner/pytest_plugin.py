@@ -793,14 +793,28 @@ def _report_outage(
 
 
 def _other_suspects(outage: Outage) -> str:
-    """Requests sent side by side with the blamed one that were cut off too: any of them may have done it."""
-    if not outage.suspects:
+    """Requests sent side by side with the blamed one: cut off too, or answered just before the target went away
+    (a request can be answered and still take the server down). The blame is a best guess; any of them may be it."""
+
+    def named(exchanges: tuple[Exchange, ...]) -> str:
+        listed = "; ".join(f"{e.purpose} ({e.owner or 'set-up'})" for e in exchanges[:5])
+        return listed + (f" and {len(exchanges) - 5} more" if len(exchanges) > 5 else "")
+
+    parts = []
+    if outage.suspects:
+        parts.append(
+            f"{len(outage.suspects)} other request(s) sent at the same time got no answer either ({named(outage.suspects)})"
+        )
+    if outage.answered_beside:
+        parts.append(
+            f"{len(outage.answered_beside)} request(s) in flight with it were answered just before "
+            f"({named(outage.answered_beside)})"
+        )
+    if not parts:
         return ""
-    named = "; ".join(f"{e.purpose} ({e.owner or 'set-up'})" for e in outage.suspects[:5])
-    more = f" and {len(outage.suspects) - 5} more" if len(outage.suspects) > 5 else ""
     return (
-        f"; {len(outage.suspects)} other request(s) sent at the same time got no answer either ({named}{more}): "
-        "this one was sent first, but any of them may be the one; --concurrency 1 sends one at a time and names it"
+        "; " + "; ".join(parts) + ": this one is the best guess (sent first), but any of them may be the one; "
+        "--concurrency 1 sends one at a time and names it"
     )
 
 

@@ -391,7 +391,8 @@ async def _register(ctx: MockContext, request: Request) -> Response:
     sans = san_uris(certificates[0]) if certificates else [str(claims.get("iss"))]
     iss = _validate_statement_claims(ctx, claims, sans)
     exp = numeric_date(claims.get("exp"))  # None only under a fault that accepts a statement without exp
-    expires = float(exp) if exp is not None else ctx.now() + MAX_STATEMENT_LIFETIME
+    # Remembered as long as the statement is accepted (exp plus the clock-skew leeway), not only until exp.
+    expires = (float(exp) if exp is not None else ctx.now() + MAX_STATEMENT_LIFETIME) + ctx.settings.clock_skew_leeway
     replayed = not ctx.store.remember_jti(f"registration:{iss}", str(claims.get("jti")), expires, ctx.now())
     if replayed and ctx.fault("register-replay-500"):
         raise ServerCrash("replayed software statement")
