@@ -226,3 +226,49 @@ def test_a_server_slow_everywhere_is_unresponsive_not_crashed() -> None:
     health.observe(_exchange("http://t/token", None, "timeout"))
     assert health.outage is not None and health.outage.kind == "unresponsive"
     assert health.outage.summary.startswith("target unresponsive since a.py::test_one")
+
+
+ORPHANED_OUTAGE = """
+import pytest
+from conformance.core.health import Outage
+from conformance.core.recording import Exchange
+from conformance.runner.pytest_plugin import _state
+
+@pytest.fixture(scope="session")
+def target():
+    return object()
+
+@pytest.mark.requirement("SBS-TOKEN-01")
+def test_a_owner_that_never_reads_its_answer(target):
+    pass
+
+@pytest.mark.requirement("SBS-TOKEN-01")
+def test_b_running_when_the_crash_is_noticed(target, request):
+    killing = Exchange("assertion with two parts", "POST", "http://127.0.0.1:9/token", [])
+    killing.failure, killing.error = "protocol", "the connection was reset"
+    owner = "test_orphan.py::test_a_owner_that_never_reads_its_answer"
+    _state(request.config).health.outage = Outage("crashed", killing, owner, "connection refused", owner)
+
+@pytest.mark.requirement("SBS-TOKEN-01")
+def test_c_after_the_crash(target):
+    pass
+"""
+
+
+def test_an_outage_whose_reader_has_finished_is_carried_by_the_next_check(pytester: pytest.Pytester) -> None:
+    """A request sent ahead for a check that finished without reading it (its precondition failed, say) must not
+    take the target down unreported: the check running when it is noticed carries the finding."""
+    pytester.makepyfile(test_orphan=ORPHANED_OUTAGE)
+    result = pytester.runpytest_subprocess(
+        "-p", "no:cacheprovider", "-p", "no:randomly", "-p", "no:allure_pytest", "--conformance-results", "r.json"
+    )
+    checks = {r["check"].split("::")[-1]: r for r in json.loads((pytester.path / "r.json").read_text())["checks"]}
+    assert {name: r["outcome"] for name, r in checks.items()} == {
+        "test_a_owner_that_never_reads_its_answer": "pass",
+        "test_b_running_when_the_crash_is_noticed": "fail",
+        "test_c_after_the_crash": "not-run",
+    }
+    carried = checks["test_b_running_when_the_crash_is_noticed"]
+    assert carried["requirement"] == "SBS-AVAIL-01"
+    assert "a request of test_orphan.py::test_a_owner_that_never_reads_its_answer" in carried["message"]
+    assert result.ret == 3

@@ -89,6 +89,8 @@ class PluginState:
     """The traffic already put down to a check: each check gets what was sent since the previous one settled
     (requests sent ahead may leave before their reader starts), so the per-check figures add up to the run's."""
     outage_reported: bool = False
+    settled: set[str] = field(default_factory=set)
+    """Checks that have finished: one of them cannot carry an outage any more, so the next check does."""
     wait_for_target: float | None = None
     preflight_error: str | None = None
     """Why the configured credentials cannot be used: every check is then not run, and the run exits 3."""
@@ -206,6 +208,9 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "requirement(id, level=None): the requirement a check enforces")
     config.addinivalue_line("markers", "profiles(*names): the profiles a case of a shared suite applies to")
     config.addinivalue_line("markers", "late: a check that waits for time to pass; runs after the others")
+    config.addinivalue_line(
+        "markers", "asks(*keys): the cases a check asks its module's send_ahead fixture for by name (sent ahead)"
+    )
     for level in LEVEL_MARKERS.values():
         config.addinivalue_line("markers", f"{level}: a check at this requirement level (select with -m {level})")
     overrides: dict[str, Any] = {
@@ -576,7 +581,7 @@ def pytest_runtest_setup(item: pytest.Item) -> Generator[None, None, None]:
         item.user_properties += [("party", lookup(rid).party), ("rule", lookup(rid).sentence)]
     state = _state(item.config)
     redactor = state.redactor
-    if state.health.outage is not None and not _carries_the_outage(item):
+    if state.health.outage is not None and not _reads_the_killing_answer(item):
         pytest.skip(f"not run: {state.health.outage.summary}")
     if state.preflight_error is not None:
         pytest.skip(f"not run: {state.preflight_error}")
@@ -700,7 +705,7 @@ def _set_property(properties: list[tuple[str, object]], name: str, value: object
         properties.append((name, value))
 
 
-def _carries_the_outage(item: pytest.Item) -> bool:
+def _reads_the_killing_answer(item: pytest.Item) -> bool:
     """This check reads the answer sent ahead after which the target went away, and has not reported it yet: it
     runs (after the outage) to carry the finding."""
     state = _state(item.config)
@@ -717,10 +722,14 @@ def _cut_off_by_the_outage(item: pytest.Item, call: pytest.CallInfo[None], repor
 
 
 def _took_the_target_down(item: pytest.Item, report: pytest.TestReport) -> bool:
-    """This check sent the last request before the target went away, and that is not reported yet."""
+    """This check carries the outage, not reported yet: it sent the last request before the target went away or
+    reads that answer, or the check that should have has already finished (it never read an answer sent ahead
+    for it), and this is the first check since. An outage is never left unreported."""
     state = _state(item.config)
     outage = state.health.outage
-    return outage is not None and not state.outage_reported and outage.reported_by == check_id(item)
+    if outage is None or state.outage_reported:
+        return False
+    return outage.reported_by == check_id(item) or outage.reported_by is None or outage.reported_by in state.settled
 
 
 def _unauthenticated(exchange: Exchange) -> bool:
@@ -762,7 +771,7 @@ def _report_outage(
         outcome = "fail"
         requirement = lookup(AVAILABILITY)
         who = "one unauthenticated request" if _unauthenticated(exchange) else "one request"
-        where = "this request" if outage.check == outage.reported_by else f"a request of {outage.check}"
+        where = "this request" if outage.check == check_id(item) else f"a request of {outage.check}"
         failure = CheckFailure(
             f"the server stopped answering this client after {where}: {who} takes the service down",
             expected="an answer to every request (an error response for a bad one), and a server that keeps answering",
@@ -936,6 +945,8 @@ def pytest_runtest_makereport(
                 _set_property(item.user_properties, f"note:{key}", redactor.text(value))
     if report.when == "teardown" and report.failed:
         _set_property(item.user_properties, "outcome", "broken")
+    if report.when == "teardown":
+        state.settled.add(check_id(item))
     preflight_error = state.preflight_error
     if decisive and preflight_error is not None and report.skipped:
         _set_property(item.user_properties, "preflight", preflight_error)
@@ -1140,6 +1151,8 @@ class ResultCollector:
         if not state.results or session.exitstatus not in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED):
             return
         outage = next((r["outage"] for r in state.results if r.get("outage")), None)
+        if outage is None and state.health.outage is not None and not state.outage_reported:
+            outage = state.health.outage.summary  # noticed after the last check: no check could carry it
         preflight = state.preflight_error or next((r["preflight"] for r in state.results if r.get("preflight")), None)
         judged = state.results
         comparison = self._comparison()

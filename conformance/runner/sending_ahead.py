@@ -2,8 +2,10 @@
 
 A module's case fixture asks `send_ahead(build)` for its `answer_once`. The
 plan comes from the selected checks (after -k, -m and the profile filter): the
-cases their `case` parameter names, in run order, each owned by the first check
-that reads it. Under xdist a worker is handed checks one batch at a time and
+cases their `case` parameter names, and those a check that asks by name
+declares with `@pytest.mark.asks(*keys)`, in run order, each owned by the first
+check that reads it (who carries the finding, should that request take the
+target down). A key no selected check declares is sent when asked. Under xdist a worker is handed checks one batch at a time and
 cannot know which of a module's cases it will need, so it sends each when asked.
 """
 
@@ -26,16 +28,18 @@ SendAhead = Callable[..., Callable[[Any], Any]]
 def planned_cases(
     items: Sequence[pytest.Item], module: object, param: str, check_id: Callable[[pytest.Item], str]
 ) -> list[tuple[Any, str]]:
-    """(case, first reader's check id) for each distinct case the module's selected checks will ask for."""
+    """(case, first reader's check id) for each distinct case the module's selected checks will ask for: their
+    `param` parameter and the keys of their `asks` marker."""
     plan: dict[str, tuple[Any, str]] = {}
     for item in items:
+        if getattr(item, "module", None) is not module or "send_ahead" not in getattr(item, "fixturenames", ()):
+            continue
         callspec = getattr(item, "callspec", None)
-        if getattr(item, "module", None) is not module or callspec is None or param not in callspec.params:
-            continue
-        if "send_ahead" not in getattr(item, "fixturenames", ()):
-            continue
-        case = callspec.params[param]
-        plan.setdefault(case_key(case), (case, check_id(item)))
+        cases = [callspec.params[param]] if callspec is not None and param in callspec.params else []
+        if isinstance(item, pytest.Item):
+            cases += [key for marker in item.iter_markers("asks") for key in marker.args]
+        for case in cases:
+            plan.setdefault(case_key(case), (case, check_id(item)))
     return list(plan.values())
 
 

@@ -13,11 +13,11 @@ from typing import Any
 import pytest
 
 from conformance.checking import expect
-from conformance.checking.cases import answer_once
 from conformance.core.outcomes import note
 from conformance.core.recording import Exchange
 from conformance.flows import oauth
 from conformance.flows.target import Target
+from conformance.runner.sending_ahead import SendAhead
 
 FHIR_JSON = "application/fhir+json"
 XML_TYPES = {"application/fhir+xml", "application/xml", "text/xml"}
@@ -54,8 +54,11 @@ def format_read(target: Target, fhir_get: Callable[..., Exchange], access_token:
 
 
 @pytest.fixture(scope="module")
-def read_as(fhir_get: Callable[..., Exchange], access_token: str, format_read: str) -> Callable[[str], Exchange]:
-    """Read the configured resource once per negotiation variant."""
+def read_as(
+    fhir_get: Callable[..., Exchange], access_token: str, format_read: str, send_ahead: SendAhead
+) -> Callable[[str], Exchange]:
+    """Read the configured resource once per negotiation variant; the variants the selected checks declare
+    (`variant`, `asks`) side by side: plain reads, none changes the server's state."""
 
     def read(variant: str) -> Exchange:
         query, accept = VARIANTS[variant]
@@ -66,7 +69,7 @@ def read_as(fhir_get: Callable[..., Exchange], access_token: str, format_read: s
         path = format_read + (f"{separator}{query}" if query else "")
         return fhir_get(path, purpose=f"read {format_read} ({variant})", headers=headers)
 
-    return answer_once(read)
+    return send_ahead(read, param="variant")
 
 
 def _body_kind(exchange: Exchange) -> str:
@@ -83,11 +86,13 @@ def _expect_fhir_json(exchange: Exchange, allowed: set[str], title: str) -> None
 
 
 @pytest.mark.requirement("SBS-FMT-03")
+@pytest.mark.asks("format-json")
 def test_format_json_gets_fhir_json(read_as: Callable[[str], Exchange]) -> None:
     _expect_fhir_json(read_as("format-json"), {FHIR_JSON}, "?_format=json must get application/fhir+json")
 
 
 @pytest.mark.requirement("SBS-FMT-01")
+@pytest.mark.asks("accept-fhir-json")
 def test_accept_fhir_json_gets_fhir_json(read_as: Callable[[str], Exchange]) -> None:
     _expect_fhir_json(
         read_as("accept-fhir-json"), {FHIR_JSON}, "Accept: application/fhir+json must get application/fhir+json"
@@ -95,6 +100,7 @@ def test_accept_fhir_json_gets_fhir_json(read_as: Callable[[str], Exchange]) -> 
 
 
 @pytest.mark.requirement("SBS-FMT-02")
+@pytest.mark.asks("accept-json")
 def test_accept_json_is_served_as_json(read_as: Callable[[str], Exchange]) -> None:
     exchange = read_as("accept-json")
     _expect_fhir_json(exchange, JSON_TYPES, "Accept: application/json must be served as JSON")
@@ -102,6 +108,7 @@ def test_accept_json_is_served_as_json(read_as: Callable[[str], Exchange]) -> No
 
 
 @pytest.mark.requirement("SBS-FMT-03")
+@pytest.mark.asks("format-overrides-accept")
 def test_format_overrides_accept(read_as: Callable[[str], Exchange]) -> None:
     _expect_fhir_json(
         read_as("format-overrides-accept"), {FHIR_JSON}, "_format=json must win over Accept: application/fhir+xml"
@@ -109,6 +116,7 @@ def test_format_overrides_accept(read_as: Callable[[str], Exchange]) -> None:
 
 
 @pytest.mark.requirement("SBS-FMT-03")
+@pytest.mark.asks("format-mime-encoded")
 def test_format_as_mime_type_is_understood(read_as: Callable[[str], Exchange]) -> None:
     _expect_fhir_json(read_as("format-mime-encoded"), {FHIR_JSON}, "_format=application/fhir+json must get FHIR JSON")
 
@@ -143,17 +151,20 @@ def test_json_only_server_answers_xml_with_406(
 
 
 @pytest.mark.requirement("SBS-FMT-04U")
+@pytest.mark.asks("format-unknown")
 def test_unknown_format_is_refused(read_as: Callable[[str], Exchange]) -> None:
     status = expect.status(read_as("format-unknown"), {400, 406}, "an unknown _format should get 400 or 406")
     note("status", status)
 
 
 @pytest.mark.requirement("SBS-FMT-07")
+@pytest.mark.asks("accept-fhir-version")
 def test_fhir_version_parameter_is_accepted(read_as: Callable[[str], Exchange]) -> None:
     _expect_fhir_json(read_as("accept-fhir-version"), {FHIR_JSON}, "Accept with fhirVersion=4.0 should get R4 JSON")
 
 
 @pytest.mark.requirement("SBS-FMT-06")
+@pytest.mark.asks("accept-dstu2-json")
 def test_dstu2_json_type_gets_json_or_406(read_as: Callable[[str], Exchange]) -> None:
     exchange = read_as("accept-dstu2-json")
     expect.no_server_error(exchange, "Accept: application/json+fhir")
@@ -164,6 +175,7 @@ def test_dstu2_json_type_gets_json_or_406(read_as: Callable[[str], Exchange]) ->
 
 
 @pytest.mark.requirement("SBS-FMT-09")
+@pytest.mark.asks("accept-fhir-json")
 def test_json_is_utf8(read_as: Callable[[str], Exchange]) -> None:
     exchange = read_as("accept-fhir-json")
     expect.status(exchange, {200}, "the patient read must succeed")
@@ -203,6 +215,7 @@ def test_errors_are_operation_outcomes(fhir_get: Callable[..., Exchange], access
 
 
 @pytest.mark.requirement("SBS-CAP-02")
+@pytest.mark.asks("format-xml", "accept-fhir-xml")
 def test_declared_formats_match_behaviour(
     capability: dict[str, Any], read_as: Callable[[str], Exchange], target: Target
 ) -> None:

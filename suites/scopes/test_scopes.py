@@ -14,7 +14,6 @@ from typing import Any
 import pytest
 
 from conformance.checking import expect
-from conformance.checking.cases import answer_once
 from conformance.core.config import ProtectedRead
 from conformance.core.outcomes import SpecWarning, note
 from conformance.core.recording import Exchange
@@ -24,6 +23,7 @@ from conformance.flows import oauth
 from conformance.flows.oauth import TokenGrant
 from conformance.flows.scopes import beyond, is_v2, parse_scope, permits, split_scopes
 from conformance.flows.target import Target
+from conformance.runner.sending_ahead import SendAhead
 from suites.conftest import ExpiryProbe, ReadWith
 
 V1_PATIENT, V2_PATIENT, WILDCARD = "system/Patient.read", "system/Patient.rs", "system/*.read"
@@ -40,8 +40,11 @@ def request_scope(
     client_id: str,
     signing_key: ClientKey,
     access_grant: TokenGrant,
+    send_ahead: SendAhead,
 ) -> Callable[[str | None], TokenGrant]:
-    """Ask for a scope once per distinct value (None: no scope parameter) and keep the answer."""
+    """Ask for a scope once per distinct value (None: no scope parameter) and keep the answer. The scopes that
+    checks ask unconditionally (`asks`) go side by side: independent token requests, each with a fresh jti;
+    those asked only when the server advertises something are sent when asked."""
 
     def ask(scope: str | None) -> TokenGrant:
         exchange = oauth.request_token(
@@ -54,7 +57,7 @@ def request_scope(
         )
         return TokenGrant.of(exchange)
 
-    return answer_once(ask)
+    return send_ahead(ask)
 
 
 def _granted_or_refused(grant: TokenGrant, what: str) -> list[str] | None:
@@ -145,6 +148,7 @@ def test_unauthorized_scope_is_never_granted(request_scope: Callable[[str | None
 
 
 @pytest.mark.requirement("SBS-SCOPE-06")
+@pytest.mark.asks(f"{V1_PATIENT} {UNKNOWN_TYPE}")
 def test_unknown_resource_scope_is_dropped_or_refused(request_scope: Callable[[str | None], TokenGrant]) -> None:
     grant = request_scope(f"{V1_PATIENT} {UNKNOWN_TYPE}")
     granted = _granted_or_refused(grant, f"a request including {UNKNOWN_TYPE}")
@@ -162,6 +166,7 @@ def test_unknown_resource_scope_is_dropped_or_refused(request_scope: Callable[[s
 
 
 @pytest.mark.requirement("SBS-SCOPE-08")
+@pytest.mark.asks(COMMA_SEPARATED)
 def test_comma_separated_scope_grant_is_stated(
     request_scope: Callable[[str | None], TokenGrant], target: Target
 ) -> None:
@@ -174,6 +179,7 @@ def test_comma_separated_scope_grant_is_stated(
 
 
 @pytest.mark.requirement("SBS-SCOPE-15")
+@pytest.mark.asks(UNKNOWN_PLAIN_SCOPE)
 def test_plain_unknown_scope_is_dropped_or_refused(
     request_scope: Callable[[str | None], TokenGrant], target: Target
 ) -> None:
@@ -259,6 +265,7 @@ def test_advertised_wildcard_scope_works(
 
 
 @pytest.mark.requirement("SBS-SCOPE-07")
+@pytest.mark.asks(None)
 def test_missing_scope_is_refused_or_default_is_stated(request_scope: Callable[[str | None], TokenGrant]) -> None:
     grant = request_scope(None)
     exchange = expect.answered(grant.exchange)
@@ -286,6 +293,7 @@ def test_missing_scope_is_refused_or_default_is_stated(request_scope: Callable[[
 
 
 @pytest.mark.requirement("SBS-SCOPE-11")
+@pytest.mark.asks(f"{V1_PATIENT} offline_access")
 def test_offline_access_gives_no_refresh_token(request_scope: Callable[[str | None], TokenGrant]) -> None:
     grant = request_scope(f"{V1_PATIENT} offline_access")
     expect.no_member(
