@@ -98,12 +98,13 @@ def build(reports: Path, *, single_file: bool = False, output: Path | None = Non
     results = reports / "allure-results"
     if not results.is_dir() or not any(results.glob("*-result.json")):
         raise ReportError(f"no Allure results in {results}: run `conformance run --reports {reports}` first")
+    target = output or reports / "html"
+    _check_room(target, reports)  # a bad --output is said first, whether or not Allure is installed
     allure = find_allure()
     if allure is None:
         raise ReportError(not_installed_message())
     if shutil.which("node") is None:
         raise ReportError(f"the HTML report needs {NODE_NEEDED}; `node` is not on PATH")
-    target = output or reports / "html"
     _make_room(target, reports)
     name = _report_name(results)
     rc = reports / ".allurerc.json"
@@ -131,6 +132,12 @@ def build(reports: Path, *, single_file: bool = False, output: Path | None = Non
 
 def _make_room(target: Path, reports: Path) -> None:
     """Replace an earlier report, never anything else: the output directory must be new, empty, or a report."""
+    if _check_room(target, reports):
+        shutil.rmtree(target)
+
+
+def _check_room(target: Path, reports: Path) -> bool:
+    """Whether `target` holds an earlier report to replace; a ReportError when it may not be written at all."""
     if target.exists() and not target.is_dir():
         raise ReportError(f"--output {target} is a file, not a directory")
     resolved = target.resolve()
@@ -139,7 +146,8 @@ def _make_room(target: Path, reports: Path) -> None:
     if target.is_dir() and any(target.iterdir()):
         if not (target / "index.html").is_file():
             raise ReportError(f"--output {target} is not empty and holds no earlier report; name a new directory")
-        shutil.rmtree(target)
+        return True
+    return False
 
 
 def _report_name(results: Path) -> str:

@@ -42,7 +42,7 @@ from conformance.core.recording import UNANSWERED, Exchange, capturing
 from conformance.core.redaction import Redactor, activate, display_url
 from conformance.flows.target import Target
 from conformance.profiles import registry as profiles
-from conformance.runner import allure_output, results_document, summary
+from conformance.runner import allure_output, allure_writing, results_document, summary
 from conformance.runner.baseline import compare, load_baseline
 from conformance.runner.check_ids import check_id
 from conformance.runner.configuration import flag_names, load_config
@@ -89,6 +89,7 @@ class PluginState:
     """The traffic already put down to a check: each check gets what was sent since the previous one settled
     (requests sent ahead may leave before their reader starts), so the per-check figures add up to the run's."""
     outage_reported: bool = False
+    allure_writer: allure_writing.AllureWriter | None = None
     settled: set[str] = field(default_factory=set)
     """Checks that have finished: one of them cannot carry an outage any more, so the next check does."""
     wait_for_target: float | None = None
@@ -1169,6 +1170,8 @@ class ResultCollector:
     @pytest.hookimpl(tryfirst=True)
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
         state = _state(session.config)
+        if state.allure_writer is not None:
+            allure_writing.report_errors(state.allure_writer.wait())  # every result on disk before run files
         if hasattr(session.config, "workerinput"):
             return
         if state.late_config_error is not None:
@@ -1236,7 +1239,12 @@ class ResultCollector:
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:
-    """Under xdist only workers collect: the controller stops a misconfigured run here, with its one line."""
+    """Under xdist only workers collect: the controller stops a misconfigured run here, with its one line. Allure's
+    result files are written by a thread of their own from here on (allure-pytest registered its writer in
+    pytest_configure)."""
     state = _state(session.config)
+    state.allure_writer = allure_writing.write_beside_the_checks()
+    if state.allure_writer is not None:
+        session.config.add_cleanup(state.allure_writer.close)
     if state.config_error and not hasattr(session.config, "workerinput") and _runs_the_suites(session.config):
         _stop_for_configuration(state.config_error)
