@@ -61,6 +61,8 @@ def test_sent_side_by_side_the_crash_is_one_finding_that_names_every_suspect(
     assert blamed.startswith("token/test_assertion_errors.py::"), blamed
     assert not [c for c, r in results.items() if r["outcome"] == "broken"], "no check may be blamed on the harness"
     assert len([c for c, r in results.items() if r["outcome"] == "not-run"]) > 100
+    if "requests sent side by side" in finding["message"]:
+        assert "one request takes the service down" in finding["message"], "no request is singled out"
     if blamed != KILLER:
         assert "two parts" in finding["actual"], "the killing request must be among those named"
         assert "--concurrency 1 sends one at a time" in finding["actual"]

@@ -101,6 +101,7 @@ class ExchangePool:
         self._pending: set[Future[Any]] = set()
         self._lock = threading.Lock()
         self._idle = threading.Condition(self._lock)
+        self._closed = False
 
     @property
     def enabled(self) -> bool:
@@ -125,6 +126,8 @@ class ExchangePool:
             return answer
 
         with self._lock:
+            if self._closed:
+                raise RuntimeError("the exchange pool is closed")
             if self._executor is None:
                 self._executor = ThreadPoolExecutor(max_workers=self.size, thread_name_prefix="exchange")
             future = self._executor.submit(context.run, run)
@@ -145,11 +148,14 @@ class ExchangePool:
         Inside a job (a case sent ahead that has parts of its own) they run one after another: the job holds a
         worker, and waiting on workers from one could exhaust the pool."""
         if not self.enabled or self.in_a_job():
-            return {name: job() for name, job in jobs.items()}
-        futures = {name: self.submit(None, job) for name, job in jobs.items()}
-        answers = {name: future.result() for name, future in futures.items()}
-        for answer in answers.values():
-            answer.cite()
+            # Every job runs even when one raises, as side by side: the requests sent do not depend on the mode.
+            answers = {name: Answer.of(job) for name, job in jobs.items()}
+        else:
+            self.drain()  # groups never overlap: a group sent ahead finishes first
+            futures = {name: self.submit(None, job) for name, job in jobs.items()}
+            answers = {name: future.result() for name, future in futures.items()}
+            for answer in answers.values():
+                answer.cite()
         return {name: answer.result() for name, answer in answers.items()}
 
     @staticmethod
@@ -166,6 +172,6 @@ class ExchangePool:
 
     def close(self) -> None:
         with self._lock:
-            executor, self._executor = self._executor, None
+            executor, self._executor, self._closed = self._executor, None, True
         if executor is not None:
             executor.shutdown(wait=True, cancel_futures=True)

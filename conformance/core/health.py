@@ -25,10 +25,10 @@ from conformance.core.probing import ProbeFailure, is_gateway_silence, probe_ori
 from conformance.core.recording import Exchange
 
 NO_ANSWER = frozenset({"timeout", "connect", "protocol"})
+"""Failure kinds that mean the server did not answer (not a TLS, URL or redirect problem of ours)."""
 UNUSABLE_AFTER = 2
 """Answers in a row that never arrive whole (over the size limit, cut off) before a target that has never given
 a usable one is declared unusable: judging it further would only repeat the same broken line per check."""
-"""Failure kinds that mean the server did not answer (not a TLS, URL or redirect problem of ours)."""
 
 
 def origin_of(url: str) -> str:

@@ -246,7 +246,9 @@ class HttpRecorder:
         """Run independent exchanges (or short flows of them) at once, results by name; one after another when
         no pool is set (see conformance.core.concurrency)."""
         if self.pool is None:
-            return {name: job() for name, job in jobs.items()}
+            from conformance.core.concurrency import ExchangePool  # (it imports this module)
+
+            return ExchangePool(1).side_by_side(jobs)  # one after another, same rules: every job runs, first error
         return self.pool.side_by_side(jobs)
 
     def overlapping(self, exchange: Exchange, wait: float | None = None) -> list[Exchange]:

@@ -773,6 +773,11 @@ def _report_outage(
         requirement = lookup(AVAILABILITY)
         who = "one unauthenticated request" if _unauthenticated(exchange) else "one request"
         where = "this request" if outage.check == check_id(item) else f"a request of {outage.check}"
+        if outage.suspects:
+            # Which of the requests cut off together did it cannot be told: say so, not "this request".
+            first = "this check's" if outage.check == check_id(item) else f"that of {outage.check}"
+            where = f"one of {len(outage.suspects) + 1} requests sent side by side ({first} was sent first)"
+            who = "one request"
         failure = CheckFailure(
             f"the server stopped answering this client after {where}: {who} takes the service down",
             expected="an answer to every request (an error response for a bad one), and a server that keeps answering",
