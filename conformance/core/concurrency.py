@@ -77,6 +77,8 @@ class Answer(Generic[ResultT]):
         answer: Answer[ResultT] = cls()
         try:
             answer.value = job()
+        except KeyboardInterrupt:
+            raise  # Ctrl-C stops the run now, not after the rest of the group
         except BaseException as exc:  # kept for every reader, each raises it in its own check
             answer.error, answer.traceback = exc, exc.__traceback__
         return answer

@@ -18,6 +18,7 @@ import queue
 import sys
 import threading
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 HOOKS_DEFERRED = ("report_result", "report_attached_data")
@@ -44,7 +45,7 @@ class AllureWriter:
                 write, args, kwargs = job
                 try:
                     write(*args, **kwargs)
-                except Exception as exc:  # a full disk must not end the run; it is said when the run waits
+                except BaseException as exc:  # a full disk must not end the run; it is said when the run waits
                     self._errors.append(f"{type(exc).__name__}: {exc}")
             finally:
                 self._queue.task_done()
@@ -66,15 +67,23 @@ class AllureWriter:
         self._thread.join(timeout=30)
 
 
-def write_beside_the_checks() -> AllureWriter | None:
-    """Move allure-pytest's file writes to a writer thread; None when allure-pytest writes no files this run."""
+def write_beside_the_checks(report_dir: str | None) -> AllureWriter | None:
+    """Move this run's allure-pytest file writes (those into `report_dir`) to a writer thread; None when
+    allure-pytest writes no files this run. A logger of another session (a nested run) is left alone."""
+    if not report_dir:
+        return None
     try:
         import allure_commons
         from allure_commons.logger import AllureFileLogger
     except ImportError:
         return None
     manager = allure_commons.plugin_manager
-    loggers = [plugin for plugin in manager.get_plugins() if isinstance(plugin, AllureFileLogger)]
+    wanted = Path(report_dir).absolute()
+    loggers = [
+        plugin
+        for plugin in manager.get_plugins()
+        if isinstance(plugin, AllureFileLogger) and getattr(plugin, "_report_dir", None) == wanted
+    ]
     if not loggers:
         return None
     writer = AllureWriter()

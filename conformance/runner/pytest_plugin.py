@@ -1248,7 +1248,9 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     result files are written by a thread of their own from here on (allure-pytest registered its writer in
     pytest_configure)."""
     state = _state(session.config)
-    state.allure_writer = allure_writing.write_beside_the_checks()
+    state.allure_writer = allure_writing.write_beside_the_checks(
+        getattr(session.config.option, "allure_report_dir", None)
+    )
     if state.allure_writer is not None:
         session.config.add_cleanup(state.allure_writer.close)
     if state.config_error and not hasattr(session.config, "workerinput") and _runs_the_suites(session.config):
