@@ -245,11 +245,21 @@ class HttpRecorder:
     def side_by_side(self, jobs: Mapping[str, Callable[[], ResultT]]) -> dict[str, ResultT]:
         """Run independent exchanges (or short flows of them) at once, results by name; one after another when
         no pool is set (see conformance.core.concurrency)."""
-        if self.pool is None:
-            from conformance.core.concurrency import ExchangePool  # (it imports this module)
-
-            return ExchangePool(1).side_by_side(jobs)  # one after another, same rules: every job runs, first error
-        return self.pool.side_by_side(jobs)
+        if self.pool is not None:
+            return self.pool.side_by_side(jobs)
+        # One after another, by the pool's rules: every job runs even when one raises; the first error is raised.
+        results: dict[str, ResultT] = {}
+        first_error: BaseException | None = None
+        for name, job in jobs.items():
+            try:
+                results[name] = job()
+            except KeyboardInterrupt:
+                raise
+            except BaseException as exc:
+                first_error = first_error or exc
+        if first_error is not None:
+            raise first_error
+        return results
 
     def overlapping(self, exchange: Exchange, wait: float | None = None) -> list[Exchange]:
         """Exchanges that were in flight at the same time as `exchange` (itself included), once each has finished
