@@ -32,7 +32,7 @@ from types import TracebackType
 from typing import Any, Generic, TypeVar
 
 from conformance.core.outcomes import collecting_notes, note
-from conformance.core.recording import Exchange, capturing, cite, sending_for
+from conformance.core.recording import Exchange, capturing, cite, one_after_another, sending_for
 
 DEFAULT_CONCURRENCY = 8
 """Requests in flight at once within one group: enough that a 90-request run against a 50 ms WAN target takes a
@@ -150,14 +150,12 @@ class ExchangePool:
         Inside a job (a case sent ahead that has parts of its own) they run one after another: the job holds a
         worker, and waiting on workers from one could exhaust the pool."""
         if not self.enabled or self.in_a_job():
-            # Every job runs even when one raises, as side by side: the requests sent do not depend on the mode.
-            answers = {name: Answer.of(job) for name, job in jobs.items()}
-        else:
-            self.drain()  # groups never overlap: a group sent ahead finishes first
-            futures = {name: self.submit(None, job) for name, job in jobs.items()}
-            answers = {name: future.result() for name, future in futures.items()}
-            for answer in answers.values():
-                answer.cite()
+            return one_after_another(jobs)
+        self.drain()  # groups never overlap: a group sent ahead finishes first
+        futures = {name: self.submit(None, job) for name, job in jobs.items()}
+        answers = {name: future.result() for name, future in futures.items()}
+        for answer in answers.values():
+            answer.cite()
         return {name: answer.result() for name, answer in answers.items()}
 
     @staticmethod

@@ -186,6 +186,23 @@ class _Incomplete(Exception):
         self.kind = kind
 
 
+def one_after_another(jobs: Mapping[str, Callable[[], ResultT]]) -> dict[str, ResultT]:
+    """`side_by_side` without a pool, by the same rules: every job runs even when one raises (the requests sent do
+    not depend on the concurrency), then the first error is raised; Ctrl-C stops at once."""
+    results: dict[str, ResultT] = {}
+    first_error: BaseException | None = None
+    for name, job in jobs.items():
+        try:
+            results[name] = job()
+        except KeyboardInterrupt:
+            raise
+        except BaseException as exc:
+            first_error = first_error or exc
+    if first_error is not None:
+        raise first_error
+    return results
+
+
 class HttpRecorder:
     """The run's one HTTP client; records each exchange.
 
@@ -247,19 +264,7 @@ class HttpRecorder:
         no pool is set (see conformance.core.concurrency)."""
         if self.pool is not None:
             return self.pool.side_by_side(jobs)
-        # One after another, by the pool's rules: every job runs even when one raises; the first error is raised.
-        results: dict[str, ResultT] = {}
-        first_error: BaseException | None = None
-        for name, job in jobs.items():
-            try:
-                results[name] = job()
-            except KeyboardInterrupt:
-                raise
-            except BaseException as exc:
-                first_error = first_error or exc
-        if first_error is not None:
-            raise first_error
-        return results
+        return one_after_another(jobs)
 
     def overlapping(self, exchange: Exchange, wait: float | None = None) -> list[Exchange]:
         """Exchanges that were in flight at the same time as `exchange` (itself included), once each has finished
