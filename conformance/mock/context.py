@@ -34,3 +34,7 @@ class MockContext:
     def now(self) -> float:
         """The server's clock, which a setting can skew."""
         return time.time() + self.settings.clock_offset
+
+    def expiry_leeway(self) -> float:
+        """Seconds a token or authorization is still honoured past its end (RFC 7519 §4.1.4 allows a little)."""
+        return 1.0 if self.variation("expiry-leeway") else 0.0

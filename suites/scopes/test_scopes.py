@@ -7,7 +7,6 @@ a token could reach beyond what the client asked for and was allowed.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -20,6 +19,7 @@ from conformance.core.recording import Exchange
 from conformance.core.redaction import derived_secret
 from conformance.crypto.jose import ClientKey
 from conformance.flows import oauth
+from conformance.flows.expiry import read_until_refused
 from conformance.flows.oauth import TokenGrant
 from conformance.flows.scopes import beyond, is_v2, parse_scope, permits, split_scopes
 from conformance.flows.target import Target
@@ -471,11 +471,16 @@ def test_expired_token_gets_401(
         isinstance(lifetime, int | float) and lifetime <= target.config.expiry_wait,
         f"its token lives {lifetime} s, longer than checks.expiry_wait ({target.config.expiry_wait:g} s)",
     )
-    time.sleep(max(0.0, expiry_probe.obtained_at + float(lifetime) + 0.5 - time.monotonic()))
-    assert grant.access_token is not None
-    _expect_invalid_token(
-        _bad_token_read(read_protected, authorized_read, grant.access_token, "an expired token"), "an expired token"
+    token = grant.access_token
+    assert token is not None
+    ends_at = expiry_probe.obtained_at + float(lifetime)
+    after = read_until_refused(
+        lambda: _bad_token_read(read_protected, authorized_read, token, "an expired token"),
+        ends_at,
+        deadline=expiry_probe.obtained_at + target.config.expiry_wait,
     )
+    note("refused after", f"{after.seconds_past_the_end:.2f} s past expires_in ({after.reads} read(s))")
+    _expect_invalid_token(after.last, f"an expired token ({after.seconds_past_the_end:.1f} s past expires_in)")
 
 
 @pytest.mark.requirement("SBS-BEARER-07")
