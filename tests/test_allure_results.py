@@ -113,3 +113,66 @@ def test_no_set_up_or_tear_down_entries(results: tuple[Path, list[dict[str, Any]
     directory, found = results
     assert not list(directory.glob("*-container.json"))
     assert not any(r.get("befores") or r.get("afters") for r in found)
+
+
+def _sources(item: dict[str, Any]) -> list[str]:
+    found = [a["source"] for a in item.get("attachments", [])]
+    for step in item.get("steps", []):
+        found += _sources(step)
+    return found
+
+
+def test_an_exchange_cited_by_several_checks_is_written_once(results: tuple[Path, list[dict[str, Any]]]) -> None:
+    directory, found = results
+    cited = [source for r in found for source in _sources(r)]
+    on_disk = {p.name for p in directory.glob("*-attachment.txt")}
+    assert set(cited) == on_disk, "every citation names a file that was written, and every file is cited"
+    assert len(cited) > len(on_disk), "the discovery exchange, cited by several checks, is one file"
+
+
+def test_a_secret_learnt_later_gets_the_exchange_rendered_again(monkeypatch: pytest.MonkeyPatch) -> None:
+    import allure
+    from allure_commons.model2 import Attachment
+
+    from conformance.runner.allure_output import SharedAttachments
+
+    rendered: list[str] = []
+
+    class Reporter:
+        def __init__(self) -> None:
+            from allure_commons.model2 import TestStepResult
+
+            self.step = TestStepResult(name="step")
+
+        def get_last_item(self, item_type: type) -> Any:
+            return self.step
+
+    class Listener:
+        allure_logger = Reporter()
+
+    class PluginManager:
+        def get_plugin(self, name: str) -> Any:
+            return Listener()
+
+    class Config:
+        pluginmanager = PluginManager()
+
+    written: list[str] = []
+
+    def attach(body: str, name: str, attachment_type: Any) -> None:  # what allure-pytest does, minus the file
+        written.append(f"{len(written)}-attachment.txt")
+        Listener.allure_logger.step.attachments.append(Attachment(name=name, source=written[-1]))
+
+    monkeypatch.setattr(allure, "attach", attach)
+    shared = SharedAttachments()
+    config: Any = Config()
+
+    def render() -> str:
+        rendered.append("x")
+        return "text"
+
+    for key in ((1, "request", 5), (1, "request", 5), (1, "request", 6)):
+        shared.attach(config, key, "request", render)
+    assert rendered == ["x", "x"], "the same key is rendered once; a key with more known secrets again"
+    cited = [a.source for a in Listener.allure_logger.step.attachments]
+    assert cited == ["0-attachment.txt", "0-attachment.txt", "1-attachment.txt"]

@@ -91,6 +91,11 @@ class Redactor:
                 self._ordered = sorted(self._secrets, key=len, reverse=True)
             return self._ordered
 
+    @property
+    def secrets_known(self) -> int:
+        """Grows whenever a secret is learnt: text masked before and after may differ (a rendering cache key)."""
+        return len(self._secrets)
+
     def is_secret_header(self, name: str) -> bool:
         return name.lower() in self._secret_headers
 

@@ -131,8 +131,12 @@ def generate_ec(kid: str | None = None, alg: str = "ES384") -> ClientKey:
     return ClientKey(kid or public_jwk(key.public_key())["kid"], alg, key)
 
 
-def load_key(path: Path, kid: str | None = None) -> ClientKey:
-    """Load a private key from a PEM file or a JWK (JSON) file."""
+def load_key(path: Path, kid: str | None = None, *, trusted: bool = False) -> ClientKey:
+    """Load a private key from a PEM file or a JWK (JSON) file.
+
+    trusted: the key is one this tool generated itself (the embedded-run key cache), so the RSA consistency
+    check, about 30 ms a key, is skipped. Never for a user's key file.
+    """
     try:
         raw = path.read_bytes()
     except OSError as exc:
@@ -159,7 +163,7 @@ def load_key(path: Path, kid: str | None = None) -> ClientKey:
         alg = jwk.get("alg") or default_alg(key)
     else:
         try:
-            pem_key = serialization.load_pem_private_key(raw, password=None)
+            pem_key = serialization.load_pem_private_key(raw, password=None, unsafe_skip_rsa_key_validation=trusted)
         except TypeError:
             raise KeyFileError(f"{path} is encrypted; store it unencrypted or as a JWK file") from None
         except ValueError as exc:

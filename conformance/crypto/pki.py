@@ -412,12 +412,16 @@ def _check_key(key: object, path: Path) -> PrivateKey:
     return key
 
 
-def load_certified_key(cert_path: Path, key_path: Path) -> CertifiedKey:
-    """A community-issued certificate (PEM: leaf first, then intermediates) and its unencrypted PEM key."""
+def load_certified_key(cert_path: Path, key_path: Path, *, trusted: bool = False) -> CertifiedKey:
+    """A community-issued certificate (PEM: leaf first, then intermediates) and its unencrypted PEM key.
+
+    trusted: a key this tool generated itself (the embedded-run key cache): the RSA consistency check, about 30 ms a
+    key, is skipped. Never for a user's key file.
+    """
     certificates = _load_pem_certificates(cert_path, "certificate file")
     raw_key = _read(key_path, "key file")
     try:
-        loaded = serialization.load_pem_private_key(raw_key, password=None)
+        loaded = serialization.load_pem_private_key(raw_key, password=None, unsafe_skip_rsa_key_validation=trusted)
     except TypeError:
         raise PkiError(
             f"{key_path} is encrypted; store the key unencrypted (chmod 600) or use a PKCS#12 file"

@@ -43,7 +43,7 @@ def embedded_keys(directory: Path | None = None) -> dict[str, ClientKey]:
     for name, alg in KEY_NAMES.items():
         path = directory / f"{name}.pem" if directory else None
         if path is not None and path.exists():
-            keys[name] = load_key(path, kid=name)
+            keys[name] = load_key(path, kid=name, trusted=True)  # made by this tool (key_cache)
             continue
         keys[name] = generate_ec(kid=name) if alg == "ES384" else generate_rsa(kid=name)
         if path is not None:

@@ -9,6 +9,9 @@
   binding party, a link to the spec section.
 - Messages: the error box (and Categories) get the one-line finding with
   expected and actual; the full text with the curl line stays in the trace.
+- Evidence: an exchange several checks cite is rendered and written once;
+  each check's step names the same attachment file (a run cites its ~100
+  exchanges about 350 times).
 - Run files: environment.properties, executor.json and categories.json.
 - Noise: allure-pytest records every fixture set-up and finaliser as
   before/after entries in *-container.json files (with pytest >= 9.1 the
@@ -21,7 +24,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -66,6 +69,33 @@ CATEGORIES = [
 
 def _listener(config: pytest.Config) -> Any:
     return config.pluginmanager.get_plugin("allure_listener")
+
+
+class SharedAttachments:
+    """Text attachments by key: the first citation writes the file, later ones point their step at it."""
+
+    def __init__(self) -> None:
+        self._sources: dict[Any, str] = {}
+
+    def attach(self, config: pytest.Config, key: Any, name: str, render: Callable[[], str]) -> None:
+        """Attach `render()` to the current step as `name`; nothing is rendered when Allure is off. `key` must
+        change whenever the text would (the caller includes what the redactor knows)."""
+        import allure
+        from allure_commons.model2 import Attachment, ExecutableItem
+
+        listener = _listener(config)
+        if listener is None:
+            return
+        reporter = listener.allure_logger
+        source = self._sources.get(key)
+        step = reporter.get_last_item(ExecutableItem)
+        if source is not None and step is not None:
+            step.attachments.append(Attachment(name=name, source=source, type=allure.attachment_type.TEXT.mime_type))
+            return
+        allure.attach(render(), name, allure.attachment_type.TEXT)
+        step = reporter.get_last_item(ExecutableItem)
+        if step is not None and step.attachments:
+            self._sources[key] = step.attachments[-1].source
 
 
 def open_result(item: pytest.Item) -> Any:

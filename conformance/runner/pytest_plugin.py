@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import gc
 import inspect
 import math
 import os
 import sys
+import threading
 from collections import Counter
 from collections.abc import Generator, Iterator
 from dataclasses import dataclass, field
@@ -107,6 +109,8 @@ class PluginState:
     """A configuration error an xdist worker found at collection (the controller ends the run with it)."""
     internal_error: bool = False
     """pytest ended with INTERNALERROR: the suite itself failed, whatever the checks said."""
+    attachments: allure_output.SharedAttachments = field(default_factory=allure_output.SharedAttachments)
+    """Each exchange's request and response, written once however many checks cite it."""
 
 
 waived_text_key = pytest.StashKey[str]()
@@ -440,6 +444,14 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
     ]
 
 
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """What was imported and collected lives until the run ends: the garbage collector stops walking it (its full
+    passes, pytest's own at the end included, cost ~0.1 s of a run). Unfrozen when the run ends, so a process that
+    runs the suites again (tests/suite_worker.py) can still free it."""
+    gc.freeze()
+    session.config.add_cleanup(gc.unfreeze)
+
+
 def pytest_report_header(config: pytest.Config) -> list[str]:
     state = _state(config)
     cfg = state.target_config
@@ -490,7 +502,23 @@ def target(request: pytest.FixtureRequest) -> Iterator[Target]:
             _before_the_checks(state, tgt)
         yield tgt
     finally:
-        tgt.close()
+        _close_beside_the_reports(request.config, tgt)
+
+
+def _close_beside_the_reports(config: pytest.Config, tgt: Target) -> None:
+    """The target closes while the reports are written (the reference server's orderly shutdown alone takes
+    ~0.15 s: uvicorn polls for it); the run waits for it before it ends. A failure to close judges nothing, so it is
+    one line on stderr, not a traceback."""
+
+    def close() -> None:
+        try:
+            tgt.close()
+        except Exception as exc:  # whatever it is, the verdicts stand
+            print(f"conformance: warning: closing the target failed: {type(exc).__name__}: {exc}", file=sys.stderr)
+
+    closing = threading.Thread(target=close, name="closing-the-target", daemon=True)
+    closing.start()
+    config.add_cleanup(lambda: closing.join(timeout=30))
 
 
 def _unwritable(path: Path, option: str) -> str | None:
@@ -545,18 +573,29 @@ def _evidence(item: pytest.Item, captured: list[Exchange]) -> list[Exchange]:
     return sorted(found.values(), key=lambda e: e.id)
 
 
-def _attach(exchanges: list[Exchange], redactor: Redactor) -> None:
+def _attach(config: pytest.Config, exchanges: list[Exchange], redactor: Redactor) -> None:
     import allure
 
+    shared = _state(config).attachments
     for exchange in exchanges:
         status = exchange.status if exchange.status is not None else "no response"
         title = f"{exchange.purpose}: {exchange.method} {redactor.url(exchange.url)} → {status}"
-        request = (
-            f"{render_request(exchange, redactor)}\n\n# reproduce (secrets masked):\n{curl_command(exchange, redactor)}"
-        )
+        known = redactor.secrets_known
         with allure.step(title):
-            allure.attach(request, "request", allure.attachment_type.TEXT)
-            allure.attach(render_response(exchange, redactor), "response", allure.attachment_type.TEXT)
+            shared.attach(
+                config,
+                (exchange.id, "request", known),
+                "request",
+                lambda e=exchange: (  # type: ignore[misc]
+                    f"{render_request(e, redactor)}\n\n# reproduce (secrets masked):\n{curl_command(e, redactor)}"
+                ),
+            )
+            shared.attach(
+                config,
+                (exchange.id, "response", known),
+                "response",
+                lambda e=exchange: render_response(e, redactor),  # type: ignore[misc]
+            )
 
 
 def _label_allure(item: pytest.Item) -> None:
@@ -635,7 +674,7 @@ def pytest_runtest_call(item: pytest.Item) -> Generator[None, None, None]:
             pytest.skip(f"precondition: {redactor.text(str(exc))}")
         finally:
             state.notes = list(notes.items)
-            _attach(_evidence(item, captured), redactor)
+            _attach(item.config, _evidence(item, captured), redactor)
             _describe_in_allure(state, redactor, item)
 
 
