@@ -15,12 +15,12 @@ from typing import Any
 import pytest
 
 from conformance.checking import expect
-from conformance.checking.cases import answer_once
 from conformance.core.config import UdapConfig
 from conformance.core.outcomes import SpecWarning, note
 from conformance.core.recording import Exchange
 from conformance.flows import oauth, udap
 from conformance.flows.target import Target
+from conformance.runner.sending_ahead import SendAhead
 from suites.registration.registration_cases import CASES, Case, Kit, fitting
 from suites.udap_support import b2b_for
 
@@ -119,13 +119,25 @@ def kit(
 
 
 @pytest.fixture(scope="module")
-def refused(kit: Kit) -> Callable[[Case], Exchange]:
-    """Each case sent once, when a check first asks; every check reads the recorded answer.
+def refused(kit: Kit, send_ahead: SendAhead) -> Callable[[Case], Exchange]:
+    """Each case sent once (the group side by side); every check reads the recorded answer.
 
-    Not side by side: every case registers under the main client's identity, so each one a faulty server accepts
-    replaces that registration. In order, the registration the later checks meet is always the last accepted
-    case's; side by side it would be whichever the server happened to finish last (review of issue 12)."""
-    return answer_once(lambda case: case.build(kit))
+    Every case registers under the main client's identity, so one the server accepts (a defect it may ignore, or a
+    faulty server) replaces that registration, and side by side which one the later checks met would be whichever
+    the server finished last. So the first reader of an accepted case registers the main client again, validly:
+    its request waits for the group to drain, and the later checks always meet the main client's own registration,
+    at any concurrency (one such request per accepted case, at any concurrency)."""
+    answer = send_ahead(lambda case: case.build(kit))
+    restored: set[str] = set()
+
+    def read(case: Case) -> Exchange:
+        exchange = answer(case)
+        if _registered(exchange) and case.id not in restored:
+            restored.add(case.id)
+            kit.send(f"register the main client again (the {case.id} registration was accepted in its name)")
+        return exchange
+
+    return read
 
 
 def _params(own_requirement: bool) -> list[Any]:
