@@ -18,8 +18,14 @@ from dataclasses import dataclass
 
 from conformance.core.recording import Exchange
 
-GRACE = 1.5
-"""Seconds past the end a server may still honour the credential: whole-second clocks plus one second of leeway."""
+GRACE = 2.25
+"""Seconds past the end a server may still honour the credential: a clock compared in whole seconds (up to 1 s
+late) plus one second of leeway, and a margin."""
+
+LEEWAY_HINT = (
+    "a server may honour it a little past its end (whole-second clocks; RFC 7519 §4.1.4 allows a small leeway for "
+    "clock skew); for a longer leeway set checks.expiry_wait to the lifetime plus that leeway"
+)
 
 FIRST_TRY = 0.05
 """Seconds past the end of the first read."""
@@ -32,6 +38,18 @@ class AfterTheEnd:
     reads: int
     seconds_past_the_end: float
     """When the judged read was sent, counted from the credential's end."""
+
+    @property
+    def still_honoured(self) -> bool:
+        """The last read, at the deadline, still worked."""
+        return self.last.status is not None and 200 <= self.last.status < 300
+
+    def what_the_server_did(self) -> tuple[str, str]:
+        """A note (name, value) recording the server's choice."""
+        when = f"{self.seconds_past_the_end:.2f} s past the end ({self.reads} read(s))"
+        if self.last.status is None:
+            return "no answer", when
+        return ("still honoured" if self.still_honoured else "refused"), when
 
 
 def read_until_refused(

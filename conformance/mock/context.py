@@ -35,6 +35,10 @@ class MockContext:
         """The server's clock, which a setting can skew."""
         return time.time() + self.settings.clock_offset
 
-    def expiry_leeway(self) -> float:
-        """Seconds a token or authorization is still honoured past its end (RFC 7519 §4.1.4 allows a little)."""
-        return 1.0 if self.variation("expiry-leeway") else 0.0
+    def has_ended(self, end: float) -> bool:
+        """Whether a token or authorization ending at `end` (server time) has ended. Variation expiry-leeway keeps
+        time in whole seconds and allows one second of leeway (RFC 7519 §4.1.4), so up to two seconds late."""
+        now = self.now()
+        if self.variation("expiry-leeway"):
+            return int(now) > int(end) + 1
+        return end <= now

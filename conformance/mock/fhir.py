@@ -120,7 +120,7 @@ def authorize(ctx: MockContext, request: Request, resource_type: str, perm: str)
             ctx, status, "login", "the access token is not recognised", **{"WWW-Authenticate": challenge}
         )
     ended = ctx.token_still_valid is not None and not ctx.token_still_valid(token)
-    expired = token.expires_at + ctx.expiry_leeway() <= ctx.now()
+    expired = ctx.has_ended(token.expires_at)
     if (expired or ended) and not ctx.fault("accept-expired-access-token"):
         challenge = bearer_challenge(ctx, "invalid_token", "the access token has expired")
         return error_response(ctx, 401, "expired", "the access token has expired", **{"WWW-Authenticate": challenge})

@@ -76,6 +76,19 @@ def default_banner(server: MockServer, options: ServeOptions, registered: list[s
     ]
 
 
+MADE_HERE = ".made-by-fhir-b2b-conformance"
+"""Marks a keys directory whose keys this tool generated (the machine's key cache, a test session's keys): its RSA
+keys load without the consistency check (~30 ms a key). Keys anywhere else are checked like any key file."""
+
+
+def made_here(directory: Path) -> bool:
+    return (directory / MADE_HERE).is_file()
+
+
+def mark_made_here(directory: Path) -> None:
+    (directory / MADE_HERE).touch()
+
+
 @dataclass(frozen=True)
 class KeyMaterial:
     """Keys an embedded run needs, made once per machine and kept (conformance.runner.key_cache) in the keys

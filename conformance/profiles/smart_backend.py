@@ -18,7 +18,15 @@ from conformance.mock.server import MockServer
 from conformance.mock.settings import MockSettings, ServerLayout
 from conformance.mock.store import Client
 from conformance.mock.systems import smart, smart_registration
-from conformance.profiles.base import ConfigNeeds, EmbeddedRun, KeyMaterial, Profile, embedded_config
+from conformance.profiles.base import (
+    ConfigNeeds,
+    EmbeddedRun,
+    KeyMaterial,
+    Profile,
+    embedded_config,
+    made_here,
+    mark_made_here,
+)
 
 CLIENT_ID = "conformance-client"
 OTHER_CLIENT_ID = "conformance-other-client"
@@ -40,15 +48,19 @@ KEY_NAMES = {
 def embedded_keys(directory: Path | None = None) -> dict[str, ClientKey]:
     """The run's keys: loaded from `directory` when present there, else generated (and saved there)."""
     keys: dict[str, ClientKey] = {}
+    trusted = directory is not None and made_here(directory)
+    fresh = directory is not None and not any((directory / f"{name}.pem").exists() for name in KEY_NAMES)
     for name, alg in KEY_NAMES.items():
         path = directory / f"{name}.pem" if directory else None
         if path is not None and path.exists():
-            keys[name] = load_key(path, kid=name, trusted=True)  # made by this tool (key_cache)
+            keys[name] = load_key(path, kid=name, trusted=trusted)
             continue
         keys[name] = generate_ec(kid=name) if alg == "ES384" else generate_rsa(kid=name)
         if path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_bytes(keys[name].private_pem())
+    if directory is not None and fresh:
+        mark_made_here(directory)  # every key there is this tool's own
     return keys
 
 

@@ -43,6 +43,8 @@ from conformance.profiles.base import (
     ProfileSetupError,
     ServeOptions,
     embedded_config,
+    made_here,
+    mark_made_here,
 )
 
 CLIENT_URI = "https://conformance.example.org/client"
@@ -62,9 +64,9 @@ def _save(directory: Path, members: dict[str, CertifiedKey]) -> None:
 def community(directory: Path | None = None) -> dict[str, CertifiedKey]:
     """The test community's members, loaded from `directory` when all are there, else made (and saved)."""
     if directory is not None and all((directory / f"{m}-cert.pem").exists() for m in MEMBERS):
-        # Keys this tool made for embedded runs (key_cache): the RSA consistency check (~30 ms a key) is skipped.
+        trusted = made_here(directory)
         return {
-            m: load_certified_key(directory / f"{m}-cert.pem", directory / f"{m}-key.pem", trusted=True)
+            m: load_certified_key(directory / f"{m}-cert.pem", directory / f"{m}-key.pem", trusted=trusted)
             for m in MEMBERS
         }
     pki = create_community(CLIENT_URI, ["http://127.0.0.1/fhir"])
@@ -82,6 +84,7 @@ def community(directory: Path | None = None) -> dict[str, CertifiedKey]:
     }
     if directory is not None:
         _save(directory, members)
+        mark_made_here(directory)  # every member there is this tool's own
     return members
 
 

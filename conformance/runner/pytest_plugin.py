@@ -10,6 +10,7 @@ does nothing, so it costs nothing in other test runs.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as dt
 import gc
@@ -448,6 +449,8 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     """What was imported and collected lives until the run ends: the garbage collector stops walking it (its full
     passes, pytest's own at the end included, cost ~0.1 s of a run). Unfrozen when the run ends, so a process that
     runs the suites again (tests/suite_worker.py) can still free it."""
+    if not _runs_the_suites(session.config):
+        return  # another project's tests in the same environment: left as they were
     gc.freeze()
     session.config.add_cleanup(gc.unfreeze)
 
@@ -507,8 +510,11 @@ def target(request: pytest.FixtureRequest) -> Iterator[Target]:
 
 def _close_beside_the_reports(config: pytest.Config, tgt: Target) -> None:
     """The target closes while the reports are written (the reference server's orderly shutdown alone takes
-    ~0.15 s: uvicorn polls for it); the run waits for it before it ends. A failure to close judges nothing, so it is
-    one line on stderr, not a traceback."""
+    ~0.15 s: uvicorn polls for it); the run waits for it before it ends. The exchange pool closes first, here, so
+    every exchange that will ever be seen (an outage among them) is seen before the verdict. A failure to close
+    judges nothing, so it is one line on stderr, not a traceback; Ctrl-C while waiting for it stops the wait only
+    (the reports are written by then)."""
+    tgt.http.close()
 
     def close() -> None:
         try:
@@ -518,7 +524,12 @@ def _close_beside_the_reports(config: pytest.Config, tgt: Target) -> None:
 
     closing = threading.Thread(target=close, name="closing-the-target", daemon=True)
     closing.start()
-    config.add_cleanup(lambda: closing.join(timeout=30))
+
+    def wait() -> None:
+        with contextlib.suppress(KeyboardInterrupt):  # a daemon thread: the process may end without it
+            closing.join(timeout=30)
+
+    config.add_cleanup(wait)
 
 
 def _unwritable(path: Path, option: str) -> str | None:

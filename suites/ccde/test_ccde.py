@@ -18,7 +18,7 @@ from conformance.checking import expect
 from conformance.core.outcomes import note
 from conformance.core.recording import Exchange
 from conformance.flows import ccde, discovery, oauth
-from conformance.flows.expiry import read_until_refused
+from conformance.flows.expiry import LEEWAY_HINT, read_until_refused
 from conformance.flows.target import Target
 
 SHORT_AUTHORIZATION = 1
@@ -422,6 +422,14 @@ def test_token_stops_when_the_authorization_ends(short_authorization: Limited, t
             headers={"Accept": "application/fhir+json", **oauth.bearer(access)},
         ),
         short_authorization.started + SHORT_AUTHORIZATION,
+        deadline=short_authorization.started + target.config.expiry_wait,
     )
-    note("refused after", f"{after.seconds_past_the_end:.2f} s past the authorization's end ({after.reads} read(s))")
+    note(*after.what_the_server_did())
+    if after.still_honoured:
+        expect.fail(
+            f"a token still works {after.seconds_past_the_end:.1f} s after its authorization's duration",
+            expected=f"401; {LEEWAY_HINT}",
+            actual=expect.describe(after.last, 120),
+            exchange=after.last,
+        )
     _stopped(after.last, f"a token {after.seconds_past_the_end:.1f} s after its authorization's duration")

@@ -300,4 +300,4 @@ def still_authorized(ctx: MockContext, token: AccessToken) -> bool:
     if authorization is None:
         return True
     consent = state.consents.get(authorization.consent_id, {})
-    return authorization.expires_at + ctx.expiry_leeway() > ctx.now() and consent.get("status") == "active"
+    return not ctx.has_ended(authorization.expires_at) and consent.get("status") == "active"
