@@ -19,7 +19,7 @@ from pathlib import Path
 from conformance.profiles import registry as profiles
 from conformance.profiles.base import KeyMaterial
 
-LAYOUT = "v1"
+LAYOUT = "v2"
 """Bumped when the files a profile expects change, so an old cache is never half-used."""
 
 
