@@ -59,7 +59,7 @@ def _planted(database: Path, keys: Path) -> dict[str, str]:
     """Fragment -> what it belongs to."""
     found: dict[str, str] = {}
     with sqlite3.connect(database) as db:
-        for (token,) in db.execute("select token from tokens"):
+        for (token,) in db.execute("select token from recent_tokens"):
             found.update(dict.fromkeys(_windows(token), "an access token"))
         for client_id, secret in db.execute("select client_id, secret from clients where secret is not null"):
             found.update(dict.fromkeys(_windows(secret), f"the secret of {client_id}"))

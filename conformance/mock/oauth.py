@@ -15,7 +15,7 @@ from conformance.mock.assertions import authenticate_assertion
 from conformance.mock.context import MockContext
 from conformance.mock.data import KNOWN_RESOURCE_TYPES
 from conformance.mock.errors import OAuthError, ServerCrash, no_store_headers, oauth_error_response
-from conformance.mock.store import AccessToken, Client
+from conformance.mock.store import Client
 
 FORM = "application/x-www-form-urlencoded"
 
@@ -132,15 +132,17 @@ def issue_token(
     state_scope: bool = True,
 ) -> Response:
     """A token response; `extra` is remembered with the token (tenant, patient…), `fields` go in the body."""
-    token = "" if ctx.fault("empty-access-token") else secrets.token_urlsafe(32)
     lifetime = lifetime or client.token_lifetime or ctx.settings.token_lifetime
     if ctx.fault("expires-in-3600"):
         lifetime = 3600
     if ctx.variation("short-expires-in"):
         lifetime = min(lifetime, 120)
-    if token:
-        now = ctx.now()
-        ctx.store.add_token(AccessToken(token, client.client_id, scope, now + lifetime, dict(extra or {})), now)
+    now = ctx.now()
+    token = (
+        ""
+        if ctx.fault("empty-access-token")
+        else ctx.store.mint_token(client.client_id, scope, now + lifetime, dict(extra or {}), now)
+    )
     body: dict[str, object] = {
         "access_token": token,
         "token_type": "mac"

@@ -1,19 +1,33 @@
 """Persistent state of the reference server, in stdlib SQLite.
 
-Clients, issued access tokens and seen assertion ids live here. With a file
-path the server keeps its registered clients across restarts; the default is an
-in-memory database.
+Clients and seen assertion ids live here. With a file path the server keeps its
+registered clients across restarts; the default is an in-memory database.
+
+What a request costs, and what the server holds, must not grow with what it has
+issued (issue 12). So access tokens are not stored: each carries its client,
+scope, expiry and context (tenant, patient, authorization), encrypted and
+authenticated (AES-GCM) under a key of the server's own, kept in the database so a
+restart with the same file still honours them; to a client it is opaque. Seen assertion ids are kept as 16-byte digests until
+the assertion could no longer be accepted, swept by index. Only the most recent
+tokens are kept, in a ring, for diagnostics and the project's tests; revocations
+are a short list.
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 import re
+import secrets
 import sqlite3
 import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 SCHEMA = """
 create table if not exists clients (
@@ -30,28 +44,32 @@ create table if not exists clients (
     created real not null,
     updated real not null
 );
-create table if not exists tokens (
-    token text primary key,
-    client_id text not null,
-    scope text not null,
-    expires_at real not null,
-    extra text not null default '{}'
+create table if not exists seen_assertions (
+    digest blob primary key,
+    expires_at real not null
+) without rowid;
+create index if not exists seen_assertions_by_expiry on seen_assertions (expires_at);
+create table if not exists recent_tokens (
+    slot integer primary key,
+    token text not null
 );
-create table if not exists seen_jti (
-    issuer text not null,
-    jti text not null,
-    expires_at real not null,
-    primary key (issuer, jti)
+create table if not exists revocations (
+    name text not null,
+    value text not null,
+    at real not null
 );
-create index if not exists seen_jti_by_expiry on seen_jti (expires_at);
+create table if not exists meta (
+    name text primary key,
+    value text not null
+);
 create index if not exists clients_by_registration_key on clients (json_extract(extra, '$.registration_key'));
-create index if not exists tokens_by_expiry on tokens (expires_at);
 """
 CLIENT_COLUMNS = "client_id, auth_method, jwks, jwks_uri, scopes, token_lifetime, secret, tenant, extra, active"
 SWEEP_EVERY = 5.0
-"""Seconds between sweeps of expired jtis and tokens: a request never pays for what the server issued before."""
-TOKEN_KEPT_AFTER_EXPIRY = 600.0
-"""An expired token stays known this long (an expired token is refused as expired, not as unknown)."""
+"""Seconds between sweeps of expired assertion ids: a request never pays for what the server issued before."""
+RECENT_TOKENS = 10_000
+"""How many of the latest tokens issued_tokens() can list (a ring: memory does not grow with what was issued)."""
+TOKEN_PREFIX = "rs1."
 
 
 @dataclass
@@ -75,6 +93,7 @@ class AccessToken:
     scope: str
     expires_at: float
     extra: dict[str, Any] = field(default_factory=dict)
+    issued_at: float = 0.0
 
 
 class Store:
@@ -88,6 +107,11 @@ class Store:
             self._db.execute("pragma synchronous=normal")
         self._db.executescript(SCHEMA)
         self._next_sweep = 0.0
+        self._aead = AESGCM(self._token_key())
+        self._issued = self._db.execute("select coalesce(max(slot), 0) from recent_tokens").fetchone()[0]
+        self._revoked: list[tuple[str, str, float]] = self._db.execute(
+            "select name, value, at from revocations"
+        ).fetchall()
 
     def close(self) -> None:
         with self._lock:
@@ -148,64 +172,93 @@ class Store:
         return _client(row) if row is not None else None
 
     def _sweep(self, now: float) -> None:
-        """Drop expired jtis and long-expired tokens, at most every SWEEP_EVERY seconds (by index: cheap)."""
+        """Drop assertion ids that could no longer be replayed, at most every SWEEP_EVERY seconds (by index)."""
         if now < self._next_sweep:
             return
         self._next_sweep = now + SWEEP_EVERY
-        self._db.execute("delete from seen_jti where expires_at < ?", (now,))
-        self._db.execute("delete from tokens where expires_at < ?", (now - TOKEN_KEPT_AFTER_EXPIRY,))
+        self._db.execute("delete from seen_assertions where expires_at < ?", (now,))
 
-    def add_token(self, token: AccessToken, now: float | None = None) -> None:
+    def _token_key(self) -> bytes:
+        """The key that seals access tokens: made once, kept in the database (a restart on the same file keeps
+        honouring the tokens it issued)."""
+        row = self._db.execute("select value from meta where name = 'token_key'").fetchone()
+        if row is None:
+            row = (AESGCM.generate_key(bit_length=256).hex(),)
+            self._db.execute("insert into meta (name, value) values ('token_key', ?)", row)
+        return bytes.fromhex(row[0])
+
+    def mint_token(self, client_id: str, scope: str, expires_at: float, extra: dict[str, Any], now: float) -> str:
+        """A new access token that carries what get_token needs, sealed with the server's key; nothing is stored
+        per token but a slot in the ring of recent ones."""
+        claims = {"c": client_id, "s": scope, "e": expires_at, "i": now, "x": extra}
+        nonce = secrets.token_bytes(12)
+        sealed = self._aead.encrypt(nonce, json.dumps(claims, separators=(",", ":")).encode(), None)
+        token = TOKEN_PREFIX + _b64(nonce + sealed)
         with self._lock:
-            if now is not None:
-                self._sweep(now)
+            self._issued += 1
             self._db.execute(
-                "insert into tokens (token, client_id, scope, expires_at, extra) values (?, ?, ?, ?, ?)",
-                (token.token, token.client_id, token.scope, token.expires_at, json.dumps(token.extra)),
+                "insert or replace into recent_tokens (slot, token) values (?, ?)",
+                (self._issued % RECENT_TOKENS, token),
             )
+        return token
 
     def get_token(self, token: str) -> AccessToken | None:
-        with self._lock:
-            row = self._db.execute(
-                "select token, client_id, scope, expires_at, extra from tokens where token = ?", (token,)
-            ).fetchone()
-        if row is None:
+        """The token's content when the server issued it (its seal holds), else None. A revoked token comes back
+        expired."""
+        found = self._unseal(token)
+        if found is None:
             return None
-        return AccessToken(row[0], row[1], row[2], row[3], json.loads(row[4]))
+        for name, value, at in self._revoked:
+            if str(found.extra.get(name)) == value and found.issued_at <= at:
+                found.expires_at = 0.0
+        return found
+
+    def _unseal(self, token: str) -> AccessToken | None:
+        if not token.startswith(TOKEN_PREFIX) or len(token) > 8192:
+            return None
+        body = token[len(TOKEN_PREFIX) :]
+        try:
+            raw = base64.urlsafe_b64decode(body + "=" * (-len(body) % 4))
+            claims = json.loads(self._aead.decrypt(raw[:12], raw[12:], None))
+            return AccessToken(
+                token, str(claims["c"]), str(claims["s"]), float(claims["e"]), dict(claims["x"]), float(claims["i"])
+            )
+        except (InvalidTag, ValueError, KeyError, TypeError):
+            return None  # not sealed by this server (or not a token of this layout): never issued as one
 
     def issued_tokens(self) -> list[str]:
+        """The most recent tokens issued (up to RECENT_TOKENS), for diagnostics and tests."""
         with self._lock:
-            return [r[0] for r in self._db.execute("select token from tokens").fetchall()]
+            rows = self._db.execute("select token from recent_tokens").fetchall()
+            return [r[0] for r in rows]
 
-    def revoke_tokens(self, predicate_key: str, value: str) -> None:
-        """Expire every token whose `extra[predicate_key]` equals value."""
+    def revoke_tokens(self, predicate_key: str, value: str, now: float | None = None) -> None:
+        """Expire every token issued until `now` whose `extra[predicate_key]` equals value."""
+        at = time.time() if now is None else now
         with self._lock:
-            rows = self._db.execute("select token, extra from tokens").fetchall()
-            for token, extra in rows:
-                if json.loads(extra).get(predicate_key) == value:
-                    self._db.execute("update tokens set expires_at = 0 where token = ?", (token,))
+            self._db.execute("insert into revocations (name, value, at) values (?, ?, ?)", (predicate_key, value, at))
+            self._revoked = self._db.execute("select name, value, at from revocations").fetchall()
 
     def remember_jti(self, issuer: str, jti: str, expires_at: float, now: float) -> bool:
-        """Record an assertion id; False when it was already seen and is still live."""
+        """Record an assertion id; False when it was already seen and is still live. Kept as a digest of issuer
+        and jti (16 bytes), until `expires_at`."""
+        digest = hashlib.sha256(f"{issuer}\0{jti}".encode("utf-8", "surrogatepass")).digest()[:16]
         with self._lock:
             self._sweep(now)
             try:
-                self._db.execute(
-                    "insert into seen_jti (issuer, jti, expires_at) values (?, ?, ?)",
-                    (issuer, jti, expires_at),
-                )
+                self._db.execute("insert into seen_assertions (digest, expires_at) values (?, ?)", (digest, expires_at))
             except sqlite3.IntegrityError:
                 # Seen before: a replay while the first is live; an expired entry the sweep has not reached yet
                 # is a jti that may be used again.
-                row = self._db.execute(
-                    "select expires_at from seen_jti where issuer = ? and jti = ?", (issuer, jti)
-                ).fetchone()
+                row = self._db.execute("select expires_at from seen_assertions where digest = ?", (digest,)).fetchone()
                 if row is None or row[0] >= now:
                     return False
-                self._db.execute(
-                    "update seen_jti set expires_at = ? where issuer = ? and jti = ?", (expires_at, issuer, jti)
-                )
+                self._db.execute("update seen_assertions set expires_at = ? where digest = ?", (expires_at, digest))
         return True
+
+
+def _b64(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
 
 
 def _client(row: tuple[Any, ...]) -> Client:

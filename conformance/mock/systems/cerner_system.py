@@ -239,7 +239,7 @@ def make_fhir(kind: str) -> Any:
             return PlainTextResponse("Tenant not valid or accessible", status_code=403)
         response = await inner(request)
         if issued is not None and response.status_code == 200 and ctx.fault("single-use-access-tokens"):
-            ctx.store.revoke_tokens("tenant", tenant)
+            ctx.store.revoke_tokens("tenant", tenant, ctx.now())
         return response
 
     return endpoint
