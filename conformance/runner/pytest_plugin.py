@@ -215,7 +215,9 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "profiles(*names): the profiles a case of a shared suite applies to")
     config.addinivalue_line("markers", "late: a check that waits for time to pass; runs after the others")
     config.addinivalue_line(
-        "markers", "asks(*keys): the cases a check asks its module's send_ahead fixture for by name (sent ahead)"
+        "markers",
+        "asks(*keys, of=None): the cases a check asks its module's send_ahead fixture (the one made with "
+        "name=of) for by name (sent ahead)",
     )
     for level in LEVEL_MARKERS.values():
         config.addinivalue_line("markers", f"{level}: a check at this requirement level (select with -m {level})")

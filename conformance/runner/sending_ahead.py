@@ -3,7 +3,8 @@
 A module's case fixture asks `send_ahead(build)` for its `answer_once`. The
 plan comes from the selected checks (after -k, -m and the profile filter): the
 cases their `case` parameter names, and those a check that asks by name
-declares with `@pytest.mark.asks(*keys)`, in run order, each owned by the first
+declares with `@pytest.mark.asks(*keys)` (`of=NAME` when the module has more than one
+such fixture, each made with `send_ahead(build, name=NAME)`), in run order, each owned by the first
 check that reads it (who carries the finding, should that request take the
 target down). A key no selected check declares is sent when asked. Under xdist a worker is handed checks one batch at a time and
 cannot know which of a module's cases it will need, so it sends each when asked.
@@ -26,10 +27,15 @@ SendAhead = Callable[..., Callable[[Any], Any]]
 
 
 def planned_cases(
-    items: Sequence[pytest.Item], module: object, param: str, check_id: Callable[[pytest.Item], str]
+    items: Sequence[pytest.Item],
+    module: object,
+    param: str,
+    check_id: Callable[[pytest.Item], str],
+    name: str | None = None,
 ) -> list[tuple[Any, str]]:
     """(case, first reader's check id) for each distinct case the module's selected checks will ask for: their
-    `param` parameter and the keys of their `asks` marker."""
+    `param` parameter and the keys of their `asks` markers addressed to `name` (`asks(..., of=name)`; a marker
+    without `of` is for the module's unnamed send_ahead)."""
     plan: dict[str, tuple[Any, str]] = {}
     for item in items:
         if getattr(item, "module", None) is not module or "send_ahead" not in getattr(item, "fixturenames", ()):
@@ -37,7 +43,9 @@ def planned_cases(
         callspec = getattr(item, "callspec", None)
         cases = [callspec.params[param]] if callspec is not None and param in callspec.params else []
         if isinstance(item, pytest.Item):
-            cases += [key for marker in item.iter_markers("asks") for key in marker.args]
+            cases += [
+                key for marker in item.iter_markers("asks") if marker.kwargs.get("of") == name for key in marker.args
+            ]
         for case in cases:
             plan.setdefault(case_key(case), (case, check_id(item)))
     return list(plan.values())
@@ -47,8 +55,11 @@ def planned_cases(
 def send_ahead(request: pytest.FixtureRequest, target: Target) -> SendAhead:
     """answer_once(build) for this module, with its upcoming cases sent ahead when the run allows."""
 
-    def make(build: Callable[[CaseT], AnswerT], *, param: str = "case") -> Callable[[CaseT], AnswerT]:
-        upcoming = planned_cases(request.session.items, request.module, param, check_id)
+    def make(
+        build: Callable[[CaseT], AnswerT], *, param: str = "case", name: str | None = None
+    ) -> Callable[[CaseT], AnswerT]:
+        """`name`: which `asks(..., of=name)` markers plan this fixture's cases, when a module has several."""
+        upcoming = planned_cases(request.session.items, request.module, param, check_id, name)
         return answer_once(build, upcoming=upcoming, pool=target.http.pool)
 
     return make

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
 
 import pytest
 
@@ -15,30 +18,69 @@ from conformance.flows import oauth
 from conformance.flows.oauth import TokenGrant
 from conformance.flows.scopes import beyond, split_scopes
 from conformance.flows.target import Target
+from conformance.runner.sending_ahead import SendAhead
 from suites.conftest import ReadWith
 
 TOKEN_RESPONSE_MEMBERS = {"access_token", "token_type", "expires_in", "scope", "refresh_token"}
 """The members RFC 6749 §5.1 defines; the client ignores any others (and the check records them)."""
 
 
-@pytest.fixture(scope="module", params=["RS384", "ES384"])
-def grant(
-    request: pytest.FixtureRequest, target: Target, token_url: str, client_id: str, signing_algs: list[str]
-) -> TokenGrant:
-    alg = request.param
-    expect.applicable(alg in signing_algs, f"the server does not advertise {alg}")
-    key = target.config.key_for(alg)
-    expect.precondition(key, f"no {alg} key is configured (auth.private_keys)")
-    assert key is not None
-    exchange = oauth.request_token(
-        target.http,
-        token_url,
-        key,
-        client_id=client_id,
-        scope=target.config.scope,
-        purpose=f"token request signed {alg}",
+@dataclass
+class Signed:
+    grant: TokenGrant
+    read: Exchange | None
+    """The configured read with the token, when a selected check reads it and a token was issued."""
+
+
+@pytest.fixture(scope="module")
+def signed(
+    request: pytest.FixtureRequest,
+    target: Target,
+    token_url: str,
+    client_id: str,
+    signing_algs: list[str],
+    read_protected: ReadWith,
+    protected_read: ProtectedRead,
+    send_ahead: SendAhead,
+) -> Callable[[str], Signed]:
+    """Per signing algorithm, the token request and then the configured read with its token, as one job: the
+    algorithms go side by side. The read is part of the job only when a selected check reads it."""
+    reads = any(
+        "granted_read" in getattr(item, "fixturenames", ())
+        for item in request.session.items
+        if getattr(item, "module", None) is request.module
     )
-    return TokenGrant.of(exchange)
+
+    def sign_and_read(alg: str) -> Signed:
+        expect.applicable(alg in signing_algs, f"the server does not advertise {alg}")
+        key = target.config.key_for(alg)
+        expect.precondition(key, f"no {alg} key is configured (auth.private_keys)")
+        assert key is not None
+        exchange = oauth.request_token(
+            target.http,
+            token_url,
+            key,
+            client_id=client_id,
+            scope=target.config.scope,
+            purpose=f"token request signed {alg}",
+        )
+        grant = TokenGrant.of(exchange)
+        read = None
+        if reads and exchange.status == 200 and grant.access_token:
+            read = read_protected(f"Bearer {grant.access_token}", f"{protected_read.path} with the granted token")
+        return Signed(grant, read)
+
+    return send_ahead(sign_and_read, param="signed_with", name="signed")
+
+
+@pytest.fixture(scope="module", params=["RS384", "ES384"])
+def signed_with(request: pytest.FixtureRequest, signed: Callable[[str], Signed]) -> Signed:
+    return signed(request.param)
+
+
+@pytest.fixture(scope="module")
+def grant(signed_with: Signed) -> TokenGrant:
+    return signed_with.grant
 
 
 @pytest.fixture(scope="module")
@@ -161,9 +203,10 @@ def test_no_refresh_token(granted: TokenGrant) -> None:
 
 
 @pytest.fixture(scope="module")
-def granted_read(read_protected: ReadWith, granted: TokenGrant, protected_read: ProtectedRead) -> Exchange:
+def granted_read(granted: TokenGrant, signed_with: Signed) -> Exchange:
     expect.precondition(granted.access_token, "the token response holds no usable access_token")
-    return read_protected(f"Bearer {granted.access_token}", f"{protected_read.path} with the granted token")
+    assert signed_with.read is not None  # the job reads whenever a token was issued and a selected check reads it
+    return signed_with.read
 
 
 @pytest.mark.requirement("SBS-TOKEN-09")
@@ -173,14 +216,56 @@ def test_token_reads_the_configured_read(granted_read: Exchange, protected_read:
     )
 
 
+NO_TOKEN, FRESH_JTI_PAIR, UNKNOWN_PARAMETER = "no-token", "fresh-jti-pair", "unknown-parameter"
+
+
 @pytest.fixture(scope="module")
-def unauthenticated_read(
-    read_protected: ReadWith, authorized_read: Exchange, protected_read: ProtectedRead
-) -> Exchange:
-    return read_protected(None, f"{protected_read.path} without a token")
+def beside(
+    target: Target,
+    token_url: str,
+    client_id: str,
+    signing_key: ClientKey,
+    access_grant: TokenGrant,
+    read_protected: ReadWith,
+    protected_read: ProtectedRead,
+    send_ahead: SendAhead,
+) -> Callable[[str], list[Exchange]]:
+    """The module's other requests, independent of each other, side by side (after one token worked): a read
+    without a token, two assertions in a row with fresh jti values (in order, one job), a token request with an
+    unknown parameter."""
+
+    def token(purpose: str, **options: Any) -> Exchange:
+        return oauth.request_token(
+            target.http,
+            token_url,
+            signing_key,
+            client_id=client_id,
+            scope=target.config.scope,
+            purpose=purpose,
+            **options,
+        )
+
+    def send(what: str) -> list[Exchange]:
+        if what == NO_TOKEN:
+            return [read_protected(None, f"{protected_read.path} without a token")]
+        if what == FRESH_JTI_PAIR:
+            prefix = f"conformance-{uuid.uuid4().hex[:12]}-"  # distinct jti values that share a long prefix
+            return [
+                token(f"token request {n} with a fresh jti", claims={"jti": prefix + uuid.uuid4().hex}) for n in (1, 2)
+            ]
+        assert what == UNKNOWN_PARAMETER
+        return [token("token request with an unknown parameter", extra=[("foo", "bar")])]
+
+    return send_ahead(send, name="beside")
+
+
+@pytest.fixture(scope="module")
+def unauthenticated_read(authorized_read: Exchange, beside: Callable[[str], list[Exchange]]) -> Exchange:
+    return beside(NO_TOKEN)[0]
 
 
 @pytest.mark.requirement("SBS-BEARER-01")
+@pytest.mark.asks(NO_TOKEN, of="beside")
 def test_fhir_request_without_token_gets_401(unauthenticated_read: Exchange) -> None:
     status = expect.status(unauthenticated_read, {401, 400, 403}, "a FHIR read without a token must be refused")
     expect.bearer_challenge(unauthenticated_read, "a FHIR read without a token")
@@ -195,46 +280,24 @@ def test_fhir_request_without_token_gets_401(unauthenticated_read: Exchange) -> 
 
 
 @pytest.fixture(scope="module")
-def fresh_jti_pair(
-    target: Target, token_url: str, client_id: str, signing_key: ClientKey, access_grant: TokenGrant
-) -> list[Exchange]:
+def fresh_jti_pair(beside: Callable[[str], list[Exchange]]) -> list[Exchange]:
     """Two assertions in a row with distinct jti values that share a long prefix (after one token worked)."""
-    prefix = f"conformance-{uuid.uuid4().hex[:12]}-"
-    return [
-        oauth.request_token(
-            target.http,
-            token_url,
-            signing_key,
-            client_id=client_id,
-            scope=target.config.scope,
-            claims={"jti": prefix + uuid.uuid4().hex},
-            purpose=f"token request {n} with a fresh jti",
-        )
-        for n in (1, 2)
-    ]
+    return beside(FRESH_JTI_PAIR)
 
 
 @pytest.mark.requirement("SBS-TOKEN-13")
+@pytest.mark.asks(FRESH_JTI_PAIR, of="beside")
 def test_consecutive_assertions_with_fresh_jti_are_accepted(fresh_jti_pair: list[Exchange]) -> None:
     for exchange in fresh_jti_pair:
         expect.status(exchange, {200}, "each assertion with a new jti must be accepted (no false replay)")
 
 
 @pytest.fixture(scope="module")
-def extra_parameter_exchange(
-    target: Target, token_url: str, client_id: str, signing_key: ClientKey, access_grant: TokenGrant
-) -> Exchange:
-    return oauth.request_token(
-        target.http,
-        token_url,
-        signing_key,
-        client_id=client_id,
-        scope=target.config.scope,
-        extra=[("foo", "bar")],
-        purpose="token request with an unknown parameter",
-    )
+def extra_parameter_exchange(beside: Callable[[str], list[Exchange]]) -> Exchange:
+    return beside(UNKNOWN_PARAMETER)[0]
 
 
 @pytest.mark.requirement("SBS-TOKEN-14")
+@pytest.mark.asks(UNKNOWN_PARAMETER, of="beside")
 def test_unknown_parameters_are_ignored(extra_parameter_exchange: Exchange) -> None:
     expect.status(extra_parameter_exchange, {200}, "an unknown request parameter must be ignored")
