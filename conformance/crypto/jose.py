@@ -13,6 +13,7 @@ import contextvars
 import hashlib
 import hmac
 import json
+import re
 import time
 import uuid
 from collections.abc import Callable
@@ -255,6 +256,19 @@ def hmac_jwt(header: dict[str, Any], claims: dict[str, Any], secret: bytes, alg:
     signing_input = f"{b64url_json({**header, 'alg': alg})}.{b64url_json(claims)}"
     mac = hmac.new(secret, signing_input.encode(), digest).digest()
     return f"{signing_input}.{b64url(mac)}"
+
+
+_B64URL = re.compile(r"[A-Za-z0-9_-]*")
+
+
+def canonical_b64url(segment: str) -> bytes | None:
+    """The bytes of an unpadded base64url segment in its one canonical spelling (RFC 7515 §2, RFC 4648 §3.5:
+    no other characters, no padding, unused bits zero); None for anything else. Lenient decoders drop stray
+    characters, which makes a signed value malleable."""
+    if not _B64URL.fullmatch(segment) or len(segment) % 4 == 1:
+        return None
+    raw = base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
+    return raw if b64url(raw) == segment else None
 
 
 def decode_unverified(token: str) -> tuple[dict[str, Any], dict[str, Any]]:

@@ -15,9 +15,9 @@ are a short list.
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import json
+import os
 import re
 import secrets
 import sqlite3
@@ -28,6 +28,8 @@ from typing import Any
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from conformance.crypto.jose import b64url, canonical_b64url
 
 SCHEMA = """
 create table if not exists clients (
@@ -51,12 +53,8 @@ create table if not exists seen_assertions (
 create index if not exists seen_assertions_by_expiry on seen_assertions (expires_at);
 create table if not exists recent_tokens (
     slot integer primary key,
+    seq integer not null,
     token text not null
-);
-create table if not exists revocations (
-    name text not null,
-    value text not null,
-    at real not null
 );
 create table if not exists meta (
     name text primary key,
@@ -70,6 +68,9 @@ SWEEP_EVERY = 5.0
 RECENT_TOKENS = 10_000
 """How many of the latest tokens issued_tokens() can list (a ring: memory does not grow with what was issued)."""
 TOKEN_PREFIX = "rs1."
+MAX_TOKEN_LIFETIME = 3600.0
+"""The longest lifetime the server gives a token (fault expires-in-3600): a revocation older than this has no
+token left to expire."""
 
 
 @dataclass
@@ -101,17 +102,35 @@ class Store:
 
     def __init__(self, path: str = ":memory:") -> None:
         self._lock = threading.Lock()
+        if path != ":memory:":
+            _private_file(path)  # it holds the key that seals access tokens
         self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
         if path != ":memory:":
+            self._db.execute("pragma busy_timeout = 5000")  # servers started together on one file take turns
             self._db.execute("pragma journal_mode=wal")  # a token per request must not wait for an fsync each
             self._db.execute("pragma synchronous=normal")
         self._db.executescript(SCHEMA)
+        self._migrate()
         self._next_sweep = 0.0
         self._aead = AESGCM(self._token_key())
-        self._issued = self._db.execute("select coalesce(max(slot), 0) from recent_tokens").fetchone()[0]
-        self._revoked: list[tuple[str, str, float]] = self._db.execute(
-            "select name, value, at from revocations"
-        ).fetchall()
+        self._issued = self._db.execute("select coalesce(max(seq), 0) from recent_tokens").fetchone()[0]
+        self._revoked: list[tuple[str, str, float]] = []
+        """(extra key, value, when): tokens issued until then with that value are expired. Only the fault
+        single-use-access-tokens revokes; entries older than any token's lifetime are dropped."""
+
+    def _migrate(self) -> None:
+        """A database of the layout before sealed tokens: its stored tokens are dropped (bearer tokens in plain
+        text), its seen assertion ids carried over as digests (a replay must stay refused across the upgrade)."""
+        tables = {row[0] for row in self._db.execute("select name from sqlite_master where type = 'table'")}
+        if "seen_jti" in tables:
+            rows = self._db.execute("select issuer, jti, expires_at from seen_jti").fetchall()
+            self._db.executemany(
+                "insert or ignore into seen_assertions (digest, expires_at) values (?, ?)",
+                [(_jti_digest(issuer, jti), expires_at) for issuer, jti, expires_at in rows],
+            )
+            self._db.execute("drop table seen_jti")
+        if "tokens" in tables:
+            self._db.execute("drop table tokens")
 
     def close(self) -> None:
         with self._lock:
@@ -181,10 +200,10 @@ class Store:
     def _token_key(self) -> bytes:
         """The key that seals access tokens: made once, kept in the database (a restart on the same file keeps
         honouring the tokens it issued)."""
+        made = AESGCM.generate_key(bit_length=256).hex()
+        # Servers started together on one file: the first key written is everyone's.
+        self._db.execute("insert or ignore into meta (name, value) values ('token_key', ?)", (made,))
         row = self._db.execute("select value from meta where name = 'token_key'").fetchone()
-        if row is None:
-            row = (AESGCM.generate_key(bit_length=256).hex(),)
-            self._db.execute("insert into meta (name, value) values ('token_key', ?)", row)
         return bytes.fromhex(row[0])
 
     def mint_token(self, client_id: str, scope: str, expires_at: float, extra: dict[str, Any], now: float) -> str:
@@ -193,12 +212,12 @@ class Store:
         claims = {"c": client_id, "s": scope, "e": expires_at, "i": now, "x": extra}
         nonce = secrets.token_bytes(12)
         sealed = self._aead.encrypt(nonce, json.dumps(claims, separators=(",", ":")).encode(), None)
-        token = TOKEN_PREFIX + _b64(nonce + sealed)
+        token = TOKEN_PREFIX + b64url(nonce + sealed)
         with self._lock:
             self._issued += 1
             self._db.execute(
-                "insert or replace into recent_tokens (slot, token) values (?, ?)",
-                (self._issued % RECENT_TOKENS, token),
+                "insert or replace into recent_tokens (slot, seq, token) values (?, ?, ?)",
+                (self._issued % RECENT_TOKENS, self._issued, token),
             )
         return token
 
@@ -216,9 +235,10 @@ class Store:
     def _unseal(self, token: str) -> AccessToken | None:
         if not token.startswith(TOKEN_PREFIX) or len(token) > 8192:
             return None
-        body = token[len(TOKEN_PREFIX) :]
+        raw = canonical_b64url(token[len(TOKEN_PREFIX) :])
+        if raw is None or len(raw) < 12:
+            return None  # the one spelling the server issued, nothing else: a token is not malleable
         try:
-            raw = base64.urlsafe_b64decode(body + "=" * (-len(body) % 4))
             claims = json.loads(self._aead.decrypt(raw[:12], raw[12:], None))
             return AccessToken(
                 token, str(claims["c"]), str(claims["s"]), float(claims["e"]), dict(claims["x"]), float(claims["i"])
@@ -232,17 +252,17 @@ class Store:
             rows = self._db.execute("select token from recent_tokens").fetchall()
             return [r[0] for r in rows]
 
-    def revoke_tokens(self, predicate_key: str, value: str, now: float | None = None) -> None:
-        """Expire every token issued until `now` whose `extra[predicate_key]` equals value."""
-        at = time.time() if now is None else now
+    def revoke_tokens(self, predicate_key: str, value: str, now: float) -> None:
+        """Expire every token issued until `now` (the server's clock) whose `extra[predicate_key]` equals value.
+        Kept in memory: a restart forgets revocations (only a fault revokes)."""
         with self._lock:
-            self._db.execute("insert into revocations (name, value, at) values (?, ?, ?)", (predicate_key, value, at))
-            self._revoked = self._db.execute("select name, value, at from revocations").fetchall()
+            kept = [r for r in self._revoked if r[2] > now - MAX_TOKEN_LIFETIME and r[:2] != (predicate_key, value)]
+            self._revoked = [*kept, (predicate_key, value, now)]
 
     def remember_jti(self, issuer: str, jti: str, expires_at: float, now: float) -> bool:
         """Record an assertion id; False when it was already seen and is still live. Kept as a digest of issuer
         and jti (16 bytes), until `expires_at`."""
-        digest = hashlib.sha256(f"{issuer}\0{jti}".encode("utf-8", "surrogatepass")).digest()[:16]
+        digest = _jti_digest(issuer, jti)
         with self._lock:
             self._sweep(now)
             try:
@@ -257,8 +277,17 @@ class Store:
         return True
 
 
-def _b64(raw: bytes) -> str:
-    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+def _jti_digest(issuer: str, jti: str) -> bytes:
+    return hashlib.sha256(f"{issuer}\0{jti}".encode("utf-8", "surrogatepass")).digest()[:16]
+
+
+def _private_file(path: str) -> None:
+    """The database file readable by its owner only (made so, or narrowed when it was not)."""
+    try:
+        os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
+        os.chmod(path, 0o600)
+    except OSError:
+        pass  # not ours to change (another user's file): SQLite reports what it cannot open
 
 
 def _client(row: tuple[Any, ...]) -> Client:
