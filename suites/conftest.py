@@ -29,9 +29,28 @@ def pytest_configure(config: pytest.Config) -> None:
         config.option.xmlpath = "reports/junit.xml"
 
 
+def _selected_need(request: pytest.FixtureRequest, *fixtures: str) -> bool:
+    """Whether the run's selected checks use every one of these fixtures (then sending them together wastes
+    nothing; under -k a check that needs only one of them sends only that one)."""
+    used = {name for item in request.session.items for name in getattr(item, "fixturenames", ())}
+    return all(name in used for name in fixtures)
+
+
 @pytest.fixture(scope="session")
-def capability_exchange(target: Target) -> Exchange:
-    return discovery.get_capability_statement(target.http, target.base_url)
+def discovery_documents(request: pytest.FixtureRequest, target: Target) -> dict[str, Exchange]:
+    """The CapabilityStatement and smart-configuration, side by side when the run reads both."""
+    jobs = {
+        "capability": lambda: discovery.get_capability_statement(target.http, target.base_url),
+        "smart": lambda: discovery.get_smart_configuration(target.http, target.base_url),
+    }
+    if not _selected_need(request, "capability_exchange", "smart_config_exchange"):
+        return {}
+    return target.http.side_by_side(jobs)
+
+
+@pytest.fixture(scope="session")
+def capability_exchange(target: Target, discovery_documents: dict[str, Exchange]) -> Exchange:
+    return discovery_documents.get("capability") or discovery.get_capability_statement(target.http, target.base_url)
 
 
 @pytest.fixture(scope="session")
@@ -43,8 +62,8 @@ def capability(capability_exchange: Exchange) -> dict[str, Any]:
 
 
 @pytest.fixture(scope="session")
-def smart_config_exchange(target: Target) -> Exchange:
-    return discovery.get_smart_configuration(target.http, target.base_url)
+def smart_config_exchange(target: Target, discovery_documents: dict[str, Exchange]) -> Exchange:
+    return discovery_documents.get("smart") or discovery.get_smart_configuration(target.http, target.base_url)
 
 
 @pytest.fixture(scope="session")
@@ -100,34 +119,61 @@ class ExpiryProbe:
 
 
 @pytest.fixture(scope="session")
-def expiry_probe(target: Target, token_url: str, signing_key: Any) -> ExpiryProbe:
+def first_tokens(request: pytest.FixtureRequest, target: Target, token_url: str, signing_key: Any) -> dict[str, Any]:
+    """The run's token and the short-lived client's, side by side when the run uses both (the short-lived one
+    is taken early so it has expired by the time its check runs); each with the time it was obtained."""
+    client, short_lived = target.config.client_id, target.config.expiry_client_id
+    if not (client and short_lived and _selected_need(request, "access_grant", "expiry_probe")):
+        return {}
+
+    def token(client_id: str, purpose: str) -> tuple[Exchange, float]:
+        exchange = oauth.request_token(
+            target.http, token_url, signing_key, client_id=client_id, scope=target.config.scope, purpose=purpose
+        )
+        return exchange, time.monotonic()
+
+    return target.http.side_by_side(
+        {
+            "short-lived": lambda: token(short_lived, EXPIRY_PURPOSE),
+            "main": lambda: token(client, MAIN_PURPOSE),
+        }
+    )
+
+
+EXPIRY_PURPOSE = "token for the short-lived client (checked once expired)"
+MAIN_PURPOSE = "get an access token for the configured scopes"
+
+
+@pytest.fixture(scope="session")
+def expiry_probe(target: Target, token_url: str, signing_key: Any, first_tokens: dict[str, Any]) -> ExpiryProbe:
     client = target.config.expiry_client_id
     if not client:
         return ExpiryProbe(None, 0.0, "no short-lived client is configured (auth.expiry_client_id)")
+    if "short-lived" in first_tokens:
+        exchange, obtained_at = first_tokens["short-lived"]
+        return ExpiryProbe(oauth.TokenGrant.of(exchange), obtained_at)
     exchange = oauth.request_token(
-        target.http,
-        token_url,
-        signing_key,
-        client_id=client,
-        scope=target.config.scope,
-        purpose="token for the short-lived client (checked once expired)",
+        target.http, token_url, signing_key, client_id=client, scope=target.config.scope, purpose=EXPIRY_PURPOSE
     )
     return ExpiryProbe(oauth.TokenGrant.of(exchange), time.monotonic())
 
 
 @pytest.fixture(scope="session")
 def access_grant(
-    target: Target, token_url: str, client_id: str, signing_key: Any, expiry_probe: ExpiryProbe
+    target: Target,
+    token_url: str,
+    client_id: str,
+    signing_key: Any,
+    expiry_probe: ExpiryProbe,
+    first_tokens: dict[str, Any],
 ) -> oauth.TokenGrant:
     """A token for the configured scopes; FHIR-side checks use it."""
-    exchange = oauth.request_token(
-        target.http,
-        token_url,
-        signing_key,
-        client_id=client_id,
-        scope=target.config.scope,
-        purpose="get an access token for the configured scopes",
-    )
+    if "main" in first_tokens:
+        exchange = first_tokens["main"][0]
+    else:
+        exchange = oauth.request_token(
+            target.http, token_url, signing_key, client_id=client_id, scope=target.config.scope, purpose=MAIN_PURPOSE
+        )
     grant = oauth.TokenGrant.of(exchange)
     expect.answered(exchange)
     expect.precondition(grant.access_token, f"no access token could be obtained ({expect.describe(exchange, 160)})")
