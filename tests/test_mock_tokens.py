@@ -215,3 +215,21 @@ def test_an_older_database_is_upgraded_with_its_replay_memory(tmp_path: Path) ->
         seen = db.execute("select count(*) from seen_assertions where digest = ?", (_jti_digest("c", "jti-1"),))
         assert seen.fetchone()[0] == 1
     assert not tables & {"tokens", "seen_jti"}
+
+
+def test_expired_assertion_ids_are_swept_slice_by_slice_and_live_ones_kept() -> None:
+    """One sweep of every slice drops what can no longer be replayed and nothing else; a live id stays a replay."""
+    from conformance.mock.store import SWEEP_SLICES, _slice
+
+    assert _slice(0)[0] == -(2**63) and _slice(SWEEP_SLICES - 1)[1] == 2**63 - 1
+    assert all(_slice(n)[1] + 1 == _slice(n + 1)[0] for n in range(SWEEP_SLICES - 1)), "no gap, no overlap"
+    store, now = Store(), time.time()
+    for n in range(2_000):
+        assert store.remember_jti("c", f"jti-{n}", now + (1 if n % 2 else 300), now)
+    later = now + 10
+    for _ in range(SWEEP_SLICES):
+        store._next_sweep = 0.0
+        store._sweep(later)
+    assert store._db.execute("select count(*) from seen_assertions").fetchone()[0] == 1_000
+    assert store.remember_jti("c", "jti-0", now + 300, later) is False, "a live id is still a replay"
+    assert store.remember_jti("c", "jti-1", now + 300, later) is True, "an expired one may be used again"

@@ -7,8 +7,11 @@ What a request costs, and what the server holds, must not grow with what it has
 issued (issue 12). So access tokens are not stored: each carries its client,
 scope, expiry and context (tenant, patient, authorization), encrypted and
 authenticated (AES-GCM) under a key of the server's own, kept in the database so a
-restart with the same file still honours them; to a client it is opaque. Seen assertion ids are kept as 16-byte digests until
-the assertion could no longer be accepted, swept by index. Only the most recent
+restart with the same file still honours them; to a client it is opaque. Seen
+assertion ids are kept as 64-bit digests (the table's row id, with no other index:
+about 25 bytes an id) until the assertion could no longer be accepted; expired ones
+are swept a slice of the digest range at a time, so no request waits for a whole
+sweep. Only the most recent
 tokens are kept, in a ring, for diagnostics and the project's tests; revocations
 are a short list.
 """
@@ -17,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import re
 import secrets
@@ -47,10 +51,9 @@ create table if not exists clients (
     updated real not null
 );
 create table if not exists seen_assertions (
-    digest blob primary key,
-    expires_at real not null
-) without rowid;
-create index if not exists seen_assertions_by_expiry on seen_assertions (expires_at);
+    digest integer primary key,
+    expires_at integer not null
+);
 create table if not exists recent_tokens (
     slot integer primary key,
     seq integer not null,
@@ -63,8 +66,10 @@ create table if not exists meta (
 create index if not exists clients_by_registration_key on clients (json_extract(extra, '$.registration_key'));
 """
 CLIENT_COLUMNS = "client_id, auth_method, jwks, jwks_uri, scopes, token_lifetime, secret, tenant, extra, active"
-SWEEP_EVERY = 5.0
-"""Seconds between sweeps of expired assertion ids: a request never pays for what the server issued before."""
+SWEEP_SLICES = 100
+"""The digest range is swept for expired assertion ids in this many slices, one at most every SWEEP_EVERY seconds
+(a whole sweep every 5 s): a request never pays for more than a hundredth of what the server remembers."""
+SWEEP_EVERY = 0.05
 RECENT_TOKENS = 10_000
 """How many of the latest tokens issued_tokens() can list (a ring: memory does not grow with what was issued)."""
 TOKEN_PREFIX = "rs1."
@@ -112,6 +117,7 @@ class Store:
         self._db.executescript(SCHEMA)
         self._migrate()
         self._next_sweep = 0.0
+        self._sweep_slice = 0
         self._aead = AESGCM(self._token_key())
         self._issued = self._db.execute("select coalesce(max(seq), 0) from recent_tokens").fetchone()[0]
         self._revoked: list[tuple[str, str, float]] = []
@@ -126,7 +132,7 @@ class Store:
             rows = self._db.execute("select issuer, jti, expires_at from seen_jti").fetchall()
             self._db.executemany(
                 "insert or ignore into seen_assertions (digest, expires_at) values (?, ?)",
-                [(_jti_digest(issuer, jti), expires_at) for issuer, jti, expires_at in rows],
+                [(_jti_digest(issuer, jti), _whole_seconds(expires_at)) for issuer, jti, expires_at in rows],
             )
             self._db.execute("drop table seen_jti")
         if "tokens" in tables:
@@ -191,11 +197,16 @@ class Store:
         return _client(row) if row is not None else None
 
     def _sweep(self, now: float) -> None:
-        """Drop assertion ids that could no longer be replayed, at most every SWEEP_EVERY seconds (by index)."""
+        """Drop the assertion ids that could no longer be replayed in the next slice of the digest range (a range
+        of row ids: read in order, no index needed), at most every SWEEP_EVERY seconds."""
         if now < self._next_sweep:
             return
         self._next_sweep = now + SWEEP_EVERY
-        self._db.execute("delete from seen_assertions where expires_at < ?", (now,))
+        low, high = _slice(self._sweep_slice)
+        self._sweep_slice = (self._sweep_slice + 1) % SWEEP_SLICES
+        self._db.execute(
+            "delete from seen_assertions where digest between ? and ? and expires_at < ?", (low, high, now)
+        )
 
     def _token_key(self) -> bytes:
         """The key that seals access tokens: made once, kept in the database (a restart on the same file keeps
@@ -260,25 +271,43 @@ class Store:
             self._revoked = [*kept, (predicate_key, value, now)]
 
     def remember_jti(self, issuer: str, jti: str, expires_at: float, now: float) -> bool:
-        """Record an assertion id; False when it was already seen and is still live. Kept as a digest of issuer
-        and jti (16 bytes), until `expires_at`."""
-        digest = _jti_digest(issuer, jti)
+        """Record an assertion id; False when it was already seen and is still live. Kept as a 64-bit digest of
+        issuer and jti until `expires_at`, rounded up to a whole second (a false replay among a million live ids:
+        about one in 10**13)."""
+        digest, until = _jti_digest(issuer, jti), _whole_seconds(expires_at)
         with self._lock:
             self._sweep(now)
             try:
-                self._db.execute("insert into seen_assertions (digest, expires_at) values (?, ?)", (digest, expires_at))
+                self._db.execute("insert into seen_assertions (digest, expires_at) values (?, ?)", (digest, until))
             except sqlite3.IntegrityError:
                 # Seen before: a replay while the first is live; an expired entry the sweep has not reached yet
                 # is a jti that may be used again.
                 row = self._db.execute("select expires_at from seen_assertions where digest = ?", (digest,)).fetchone()
                 if row is None or row[0] >= now:
                     return False
-                self._db.execute("update seen_assertions set expires_at = ? where digest = ?", (expires_at, digest))
+                self._db.execute("update seen_assertions set expires_at = ? where digest = ?", (until, digest))
         return True
 
 
-def _jti_digest(issuer: str, jti: str) -> bytes:
-    return hashlib.sha256(f"{issuer}\0{jti}".encode("utf-8", "surrogatepass")).digest()[:16]
+def _jti_digest(issuer: str, jti: str) -> int:
+    raw = hashlib.sha256(f"{issuer}\0{jti}".encode("utf-8", "surrogatepass")).digest()[:8]
+    return int.from_bytes(raw, "big", signed=True)  # SQLite's 64-bit integer: the row id itself
+
+
+def _slice(n: int) -> tuple[int, int]:
+    """The n-th of SWEEP_SLICES equal ranges of signed 64-bit digests, bounds included (the last one reaches the
+    top)."""
+    width = 2**64 // SWEEP_SLICES
+    low = -(2**63) + n * width
+    return low, (2**63 - 1 if n == SWEEP_SLICES - 1 else low + width - 1)
+
+
+LATEST = 2**62
+"""Any expiry past SQLite's integer range (a fault may accept assertions that never expire) is kept as this."""
+
+
+def _whole_seconds(when: float) -> int:
+    return math.ceil(when) if math.isfinite(when) and when < LATEST else LATEST
 
 
 def _private_file(path: str) -> None:
