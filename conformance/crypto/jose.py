@@ -261,14 +261,23 @@ def hmac_jwt(header: dict[str, Any], claims: dict[str, Any], secret: bytes, alg:
 _B64URL = re.compile(r"[A-Za-z0-9_-]*")
 
 
+_LAST_OF = {2: frozenset("AQgw"), 3: frozenset("AEIMQUYcgkosw048")}
+"""The last character of a canonical segment whose length leaves 4 (2) unused bits: those with them zero."""
+
+
+def is_canonical_b64url(segment: str) -> bool:
+    """Whether a segment is unpadded base64url in its one canonical spelling (RFC 7515 §2, RFC 4648 §3.5: no
+    other characters, no padding, unused bits zero). Lenient decoders drop stray characters and ignore unused
+    bits, which makes a signed value malleable."""
+    rest = len(segment) % 4
+    return rest != 1 and bool(_B64URL.fullmatch(segment)) and (rest == 0 or segment[-1] in _LAST_OF[rest])
+
+
 def canonical_b64url(segment: str) -> bytes | None:
-    """The bytes of an unpadded base64url segment in its one canonical spelling (RFC 7515 §2, RFC 4648 §3.5:
-    no other characters, no padding, unused bits zero); None for anything else. Lenient decoders drop stray
-    characters, which makes a signed value malleable."""
-    if not _B64URL.fullmatch(segment) or len(segment) % 4 == 1:
+    """The bytes of a canonical unpadded base64url segment (is_canonical_b64url); None for anything else."""
+    if not is_canonical_b64url(segment):
         return None
-    raw = base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
-    return raw if b64url(raw) == segment else None
+    return base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
 
 
 def decode_unverified(token: str) -> tuple[dict[str, Any], dict[str, Any]]:

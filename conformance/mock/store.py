@@ -23,7 +23,6 @@ import json
 import math
 import os
 import re
-import secrets
 import sqlite3
 import threading
 import time
@@ -221,7 +220,7 @@ class Store:
         """A new access token that carries what get_token needs, sealed with the server's key; nothing is stored
         per token but a slot in the ring of recent ones."""
         claims = {"c": client_id, "s": scope, "e": expires_at, "i": now, "x": extra}
-        nonce = secrets.token_bytes(12)
+        nonce = os.urandom(12)  # random per token: AES-GCM must never see a nonce twice under one key
         sealed = self._aead.encrypt(nonce, json.dumps(claims, separators=(",", ":")).encode(), None)
         token = TOKEN_PREFIX + b64url(nonce + sealed)
         with self._lock:
