@@ -282,3 +282,34 @@ def test_a_target_serving_odd_json_gets_failures_not_harness_errors(tmp_path: Pa
     assert not [r["check"] for r in results if r["outcome"] == "broken"], proc.stdout[-3000:]
     assert "Traceback" not in proc.stdout
     assert any(r["outcome"] == "fail" for r in results)
+
+
+def test_token_checks_judge_a_target_with_no_read_configured(tmp_path: Path, keys_dir: Path) -> None:
+    """The token endpoint is judged whether or not a FHIR read is configured: with none, only the checks that read
+    are not run (a token-request group once depended on the read and skipped everything, so faults passed)."""
+    import dataclasses
+
+    from conformance.mock.faults import FaultSet
+
+    keys = embedded_keys(keys_dir)
+    loaded = {name: load_key(keys_dir / f"{name}.pem") for name in keys}
+    settings = dataclasses.replace(profiles.DEFAULT.server_settings(), faults=FaultSet(["reject-unknown-params"]))
+    with MockServer(settings) as server:
+        main = [loaded["client-rs384"], loaded["client-es384"]]
+        server.ctx.store.put_client(Client(CLIENT_ID, jwks=jwks(main), scopes=CLIENT_SCOPES))
+        (tmp_path / "target.toml").write_text(
+            f'[target]\nbase_url = "{server.fhir_base}"\n'
+            f'[auth]\nclient_id = "{CLIENT_ID}"\nprivate_keys = ["{keys_dir}/client-rs384.pem", "{keys_dir}/client-es384.pem"]\n'
+            'scopes = ["system/Patient.read", "system/Observation.read"]\n'
+        )
+        proc = conformance(
+            "run", "-q", "--config", "target.toml", "--reports", "out", "-k", "test_token_success", cwd=tmp_path
+        )
+    outcomes = {
+        c["check"].split("::")[1]: c["outcome"]
+        for c in json.loads((tmp_path / "out/results.json").read_text())["checks"]
+    }
+    assert proc.returncode == 1, proc.stdout[-2000:]
+    assert outcomes["test_unknown_parameters_are_ignored"] == "fail"
+    assert outcomes["test_valid_assertion_gets_a_token[RS384]"] == "pass"
+    assert outcomes["test_token_reads_the_configured_read[RS384]"] == "skip"

@@ -320,11 +320,19 @@ def _outcomes_and_requests(
         ("smart-backend", ()),
         ("cerner-carequality", ()),
         ("smart-backend", ("reject-rs384",)),
+        # The run's token reads nothing: checks behind authorized_read skip, their groups must not be sent anyway.
+        ("smart-backend", ("tokens-not-accepted-by-fhir",)),
         # Bad registrations a faulty server accepts each replace the main client's registration: sent side by
         # side, then the main client registers again, so the later checks meet the same registration either way.
         ("udap", ACCEPTS_BAD_REGISTRATIONS),
     ],
-    ids=["smart-backend", "cerner-carequality", "reject-rs384", "udap-accepting-bad-registrations"],
+    ids=[
+        "smart-backend",
+        "cerner-carequality",
+        "reject-rs384",
+        "tokens-not-accepted-by-fhir",
+        "udap-accepting-bad-registrations",
+    ],
 )
 def test_side_by_side_and_one_by_one_give_the_same_verdicts_with_the_same_requests(
     profile: str, faults: tuple[str, ...], tmp_path: Path, keys_dir: Path, suite_worker: SuiteWorker

@@ -20,7 +20,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from conformance.crypto.jose import ClientKey, assertion_claims, b64url, generate_ec, jwks, sign
 from conformance.flows.oauth import assertion_form
 from conformance.mock.server import MockServer
-from conformance.mock.store import RECENT_TOKENS, Client, Store, _jti_digest
+from conformance.mock.store import MAX_TOKEN_LIFETIME, RECENT_TOKENS, Client, Store, _jti_digest
 from conformance.profiles import registry as profiles
 
 SCOPE = "system/Patient.rs"
@@ -192,7 +192,7 @@ def test_revocation_expires_earlier_tokens_only_and_is_forgotten_in_time() -> No
     assert store.get_token(after).expires_at == now + 62  # type: ignore[union-attr]
     for n in range(50):
         store.revoke_tokens("tenant", f"x{n}", now + 2 + n)
-    store.revoke_tokens("tenant", "t3", now + 10_000)
+    store.revoke_tokens("tenant", "t3", now + MAX_TOKEN_LIFETIME + 100)
     assert len(store._revoked) == 1, "revocations older than any token's lifetime are dropped"
 
 
@@ -233,3 +233,23 @@ def test_expired_assertion_ids_are_swept_slice_by_slice_and_live_ones_kept() -> 
     assert store._db.execute("select count(*) from seen_assertions").fetchone()[0] == 1_000
     assert store.remember_jti("c", "jti-0", now + 300, later) is False, "a live id is still a replay"
     assert store.remember_jti("c", "jti-1", now + 300, later) is True, "an expired one may be used again"
+
+
+def test_a_database_of_an_interim_layout_opens_and_keeps_its_replay_memory(tmp_path: Path) -> None:
+    """Layouts that lived between releases: a ring without sequence numbers, 16-byte blob digests."""
+    import hashlib
+
+    path = tmp_path / "interim.db"
+    blob = hashlib.sha256(b"c\0jti-1").digest()[:16]
+    with sqlite3.connect(path) as db:
+        db.executescript(
+            "create table recent_tokens (slot integer primary key, token text not null);"
+            "create table seen_assertions (digest blob primary key, expires_at real not null) without rowid;"
+        )
+        db.execute("insert into recent_tokens values (1, 'rs1.old')")
+        db.execute("insert into seen_assertions values (?, ?)", (blob, time.time() + 300))
+    store = Store(str(path))
+    assert store.remember_jti("c", "jti-1", time.time() + 300, time.time()) is False, "still a replay"
+    token = store.mint_token("c", SCOPE, time.time() + 60, {}, time.time())
+    assert store.issued_tokens() == [token]
+    store.close()

@@ -72,9 +72,9 @@ SWEEP_EVERY = 0.05
 RECENT_TOKENS = 10_000
 """How many of the latest tokens issued_tokens() can list (a ring: memory does not grow with what was issued)."""
 TOKEN_PREFIX = "rs1."
-MAX_TOKEN_LIFETIME = 3600.0
-"""The longest lifetime the server gives a token (fault expires-in-3600): a revocation older than this has no
-token left to expire."""
+MAX_TOKEN_LIFETIME = 86_400.0
+"""Longer than any lifetime the server gives a token (300 s by default, 3600 s under a fault, whatever
+--token-lifetime says within reason): a revocation older than this has no token left to expire."""
 
 
 @dataclass
@@ -113,6 +113,7 @@ class Store:
             self._db.execute("pragma busy_timeout = 5000")  # servers started together on one file take turns
             self._db.execute("pragma journal_mode=wal")  # a token per request must not wait for an fsync each
             self._db.execute("pragma synchronous=normal")
+        self._migrate_interim()
         self._db.executescript(SCHEMA)
         self._migrate()
         self._next_sweep = 0.0
@@ -136,6 +137,24 @@ class Store:
             self._db.execute("drop table seen_jti")
         if "tokens" in tables:
             self._db.execute("drop table tokens")
+
+    def _migrate_interim(self) -> None:
+        """Layouts that lived between releases: a ring without its sequence numbers is dropped (it only lists
+        recent tokens), 16-byte digests of seen assertion ids become the 64-bit ones (their first 8 bytes)."""
+        columns = {
+            table: {row[1]: row[2].lower() for row in self._db.execute(f"pragma table_info({table})")}
+            for table in ("recent_tokens", "seen_assertions")
+        }
+        if columns["recent_tokens"] and "seq" not in columns["recent_tokens"]:
+            self._db.execute("drop table recent_tokens")
+        if columns["seen_assertions"].get("digest") == "blob":
+            rows = self._db.execute("select digest, expires_at from seen_assertions").fetchall()
+            self._db.execute("drop table seen_assertions")
+            self._db.executescript(SCHEMA)
+            self._db.executemany(
+                "insert or ignore into seen_assertions (digest, expires_at) values (?, ?)",
+                [(int.from_bytes(bytes(d)[:8], "big", signed=True), _whole_seconds(e)) for d, e in rows],
+            )
 
     def close(self) -> None:
         with self._lock:
@@ -306,7 +325,9 @@ LATEST = 2**62
 
 
 def _whole_seconds(when: float) -> int:
-    return math.ceil(when) if math.isfinite(when) and when < LATEST else LATEST
+    if math.isnan(when) or when >= LATEST:
+        return LATEST
+    return max(0, math.ceil(when))
 
 
 def _private_file(path: str) -> None:

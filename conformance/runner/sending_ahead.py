@@ -35,7 +35,8 @@ def planned_cases(
 ) -> list[tuple[Any, str]]:
     """(case, first reader's check id) for each distinct case the module's selected checks will ask for: their
     `param` parameter and the keys of their `asks` markers addressed to `name` (`asks(..., of=name)`; a marker
-    without `of` is for the module's unnamed send_ahead)."""
+    without `of` is for the module's unnamed send_ahead). Two send_ahead fixtures of one module must name
+    different parameters, or each would plan the other's cases."""
     plan: dict[str, tuple[Any, str]] = {}
     for item in items:
         if getattr(item, "module", None) is not module or "send_ahead" not in getattr(item, "fixturenames", ()):

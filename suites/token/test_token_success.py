@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import pytest
@@ -25,33 +24,13 @@ TOKEN_RESPONSE_MEMBERS = {"access_token", "token_type", "expires_in", "scope", "
 """The members RFC 6749 §5.1 defines; the client ignores any others (and the check records them)."""
 
 
-@dataclass
-class Signed:
-    grant: TokenGrant
-    read: Exchange | None
-    """The configured read with the token, when a selected check reads it and a token was issued."""
-
-
 @pytest.fixture(scope="module")
 def signed(
-    request: pytest.FixtureRequest,
-    target: Target,
-    token_url: str,
-    client_id: str,
-    signing_algs: list[str],
-    read_protected: ReadWith,
-    protected_read: ProtectedRead,
-    send_ahead: SendAhead,
-) -> Callable[[str], Signed]:
-    """Per signing algorithm, the token request and then the configured read with its token, as one job: the
-    algorithms go side by side. The read is part of the job only when a selected check reads it."""
-    reads = any(
-        "granted_read" in getattr(item, "fixturenames", ())
-        for item in request.session.items
-        if getattr(item, "module", None) is request.module
-    )
+    target: Target, token_url: str, client_id: str, signing_algs: list[str], send_ahead: SendAhead
+) -> Callable[[str], TokenGrant]:
+    """Per signing algorithm, the token request: the algorithms go side by side."""
 
-    def sign_and_read(alg: str) -> Signed:
+    def sign(alg: str) -> TokenGrant:
         expect.applicable(alg in signing_algs, f"the server does not advertise {alg}")
         key = target.config.key_for(alg)
         expect.precondition(key, f"no {alg} key is configured (auth.private_keys)")
@@ -64,23 +43,14 @@ def signed(
             scope=target.config.scope,
             purpose=f"token request signed {alg}",
         )
-        grant = TokenGrant.of(exchange)
-        read = None
-        if reads and exchange.status == 200 and grant.access_token:
-            read = read_protected(f"Bearer {grant.access_token}", f"{protected_read.path} with the granted token")
-        return Signed(grant, read)
+        return TokenGrant.of(exchange)
 
-    return send_ahead(sign_and_read, param="signed_with", name="signed")
+    return send_ahead(sign, param="grant", name="signed")
 
 
 @pytest.fixture(scope="module", params=["RS384", "ES384"])
-def signed_with(request: pytest.FixtureRequest, signed: Callable[[str], Signed]) -> Signed:
+def grant(request: pytest.FixtureRequest, signed: Callable[[str], TokenGrant]) -> TokenGrant:
     return signed(request.param)
-
-
-@pytest.fixture(scope="module")
-def grant(signed_with: Signed) -> TokenGrant:
-    return signed_with.grant
 
 
 @pytest.fixture(scope="module")
@@ -203,10 +173,9 @@ def test_no_refresh_token(granted: TokenGrant) -> None:
 
 
 @pytest.fixture(scope="module")
-def granted_read(granted: TokenGrant, signed_with: Signed) -> Exchange:
+def granted_read(read_protected: ReadWith, granted: TokenGrant, protected_read: ProtectedRead) -> Exchange:
     expect.precondition(granted.access_token, "the token response holds no usable access_token")
-    assert signed_with.read is not None  # the job reads whenever a token was issued and a selected check reads it
-    return signed_with.read
+    return read_protected(f"Bearer {granted.access_token}", f"{protected_read.path} with the granted token")
 
 
 @pytest.mark.requirement("SBS-TOKEN-09")
@@ -216,7 +185,7 @@ def test_token_reads_the_configured_read(granted_read: Exchange, protected_read:
     )
 
 
-NO_TOKEN, FRESH_JTI_PAIR, UNKNOWN_PARAMETER = "no-token", "fresh-jti-pair", "unknown-parameter"
+FRESH_JTI_PAIR, UNKNOWN_PARAMETER = "fresh-jti-pair", "unknown-parameter"
 
 
 @pytest.fixture(scope="module")
@@ -226,13 +195,10 @@ def beside(
     client_id: str,
     signing_key: ClientKey,
     access_grant: TokenGrant,
-    read_protected: ReadWith,
-    protected_read: ProtectedRead,
     send_ahead: SendAhead,
 ) -> Callable[[str], list[Exchange]]:
-    """The module's other requests, independent of each other, side by side (after one token worked): a read
-    without a token, two assertions in a row with fresh jti values (in order, one job), a token request with an
-    unknown parameter."""
+    """The module's other token requests, independent of each other, side by side (after one token worked): two
+    assertions in a row with fresh jti values (in order, one job), and one with an unknown parameter."""
 
     def token(purpose: str, **options: Any) -> Exchange:
         return oauth.request_token(
@@ -246,8 +212,6 @@ def beside(
         )
 
     def send(what: str) -> list[Exchange]:
-        if what == NO_TOKEN:
-            return [read_protected(None, f"{protected_read.path} without a token")]
         if what == FRESH_JTI_PAIR:
             prefix = f"conformance-{uuid.uuid4().hex[:12]}-"  # distinct jti values that share a long prefix
             return [
@@ -260,12 +224,13 @@ def beside(
 
 
 @pytest.fixture(scope="module")
-def unauthenticated_read(authorized_read: Exchange, beside: Callable[[str], list[Exchange]]) -> Exchange:
-    return beside(NO_TOKEN)[0]
+def unauthenticated_read(
+    read_protected: ReadWith, authorized_read: Exchange, protected_read: ProtectedRead
+) -> Exchange:
+    return read_protected(None, f"{protected_read.path} without a token")
 
 
 @pytest.mark.requirement("SBS-BEARER-01")
-@pytest.mark.asks(NO_TOKEN, of="beside")
 def test_fhir_request_without_token_gets_401(unauthenticated_read: Exchange) -> None:
     status = expect.status(unauthenticated_read, {401, 400, 403}, "a FHIR read without a token must be refused")
     expect.bearer_challenge(unauthenticated_read, "a FHIR read without a token")
