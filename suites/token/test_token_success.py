@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
@@ -18,19 +19,43 @@ from conformance.flows.oauth import TokenGrant
 from conformance.flows.scopes import beyond, split_scopes
 from conformance.flows.target import Target
 from conformance.runner.sending_ahead import SendAhead
-from suites.conftest import ReadWith
+from suites.conftest import ReadWith, read_with
 
 TOKEN_RESPONSE_MEMBERS = {"access_token", "token_type", "expires_in", "scope", "refresh_token"}
 """The members RFC 6749 §5.1 defines; the client ignores any others (and the check records them)."""
 
 
+@dataclass(frozen=True)
+class Signed:
+    grant: TokenGrant
+    read: Exchange | None = None
+    """The configured read with the granted token, when a selected check reads it (see `signed`)."""
+
+
 @pytest.fixture(scope="module")
 def signed(
-    target: Target, token_url: str, client_id: str, signing_algs: list[str], send_ahead: SendAhead
-) -> Callable[[str], TokenGrant]:
-    """Per signing algorithm, the token request: the algorithms go side by side."""
+    request: pytest.FixtureRequest,
+    target: Target,
+    token_url: str,
+    client_id: str,
+    signing_algs: list[str],
+    send_ahead: SendAhead,
+) -> Callable[[str], Signed]:
+    """Per signing algorithm, the token request, then (when a selected check reads with that algorithm's token and
+    a read is configured) the configured read with it, as one job: the algorithms go side by side. Under xdist a
+    worker cannot know which checks it will run, so the read is left to the check that needs it."""
+    reads = target.config.reads
+    wanted = set()
+    if reads and not hasattr(request.config, "workerinput"):
+        wanted = {
+            item.callspec.params.get("signed_with")
+            for item in request.session.items
+            if getattr(item, "module", None) is request.module
+            and "granted_read" in getattr(item, "fixturenames", ())
+            and hasattr(item, "callspec")
+        }
 
-    def sign(alg: str) -> TokenGrant:
+    def sign(alg: str) -> Signed:
         expect.applicable(alg in signing_algs, f"the server does not advertise {alg}")
         key = target.config.key_for(alg)
         expect.precondition(key, f"no {alg} key is configured (auth.private_keys)")
@@ -43,14 +68,23 @@ def signed(
             scope=target.config.scope,
             purpose=f"token request signed {alg}",
         )
-        return TokenGrant.of(exchange)
+        grant = TokenGrant.of(exchange)
+        if alg not in wanted or exchange.status != 200 or not grant.access_token:
+            return Signed(grant)
+        read = read_with(target, reads[0], f"Bearer {grant.access_token}", f"{reads[0].path} with the granted token")
+        return Signed(grant, read)
 
-    return send_ahead(sign, param="grant", name="signed")
+    return send_ahead(sign, param="signed_with", name="signed")
 
 
 @pytest.fixture(scope="module", params=["RS384", "ES384"])
-def grant(request: pytest.FixtureRequest, signed: Callable[[str], TokenGrant]) -> TokenGrant:
+def signed_with(request: pytest.FixtureRequest, signed: Callable[[str], Signed]) -> Signed:
     return signed(request.param)
+
+
+@pytest.fixture(scope="module")
+def grant(signed_with: Signed) -> TokenGrant:
+    return signed_with.grant
 
 
 @pytest.fixture(scope="module")
@@ -173,8 +207,12 @@ def test_no_refresh_token(granted: TokenGrant) -> None:
 
 
 @pytest.fixture(scope="module")
-def granted_read(read_protected: ReadWith, granted: TokenGrant, protected_read: ProtectedRead) -> Exchange:
+def granted_read(
+    read_protected: ReadWith, granted: TokenGrant, protected_read: ProtectedRead, signed_with: Signed
+) -> Exchange:
     expect.precondition(granted.access_token, "the token response holds no usable access_token")
+    if signed_with.read is not None:
+        return signed_with.read  # sent with the token (see `signed`)
     return read_protected(f"Bearer {granted.access_token}", f"{protected_read.path} with the granted token")
 
 
