@@ -204,16 +204,11 @@ ReadWith = Callable[[str | None, str], Exchange]
 """Send the configured read with an Authorization value (or none) and a purpose."""
 
 
-def read_with(target: Target, protected: ProtectedRead, authorization: str | None, purpose: str) -> Exchange:
-    """The configured read with an Authorization value (or none)."""
-    headers = list(protected.headers) + ([("Authorization", authorization)] if authorization else [])
-    return target.http.request("GET", f"{target.base_url}/{protected.path}", purpose=purpose, headers=headers)
-
-
 @pytest.fixture(scope="session")
 def read_protected(target: Target, protected_read: ProtectedRead) -> ReadWith:
     def read(authorization: str | None, purpose: str) -> Exchange:
-        return read_with(target, protected_read, authorization, purpose)
+        headers = list(protected_read.headers) + ([("Authorization", authorization)] if authorization else [])
+        return target.http.request("GET", f"{target.base_url}/{protected_read.path}", purpose=purpose, headers=headers)
 
     return read
 

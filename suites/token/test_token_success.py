@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import pytest
@@ -19,43 +18,19 @@ from conformance.flows.oauth import TokenGrant
 from conformance.flows.scopes import beyond, split_scopes
 from conformance.flows.target import Target
 from conformance.runner.sending_ahead import SendAhead
-from suites.conftest import ReadWith, read_with
+from suites.conftest import ReadWith
 
 TOKEN_RESPONSE_MEMBERS = {"access_token", "token_type", "expires_in", "scope", "refresh_token"}
 """The members RFC 6749 §5.1 defines; the client ignores any others (and the check records them)."""
 
 
-@dataclass(frozen=True)
-class Signed:
-    grant: TokenGrant
-    read: Exchange | None = None
-    """The configured read with the granted token, when a selected check reads it (see `signed`)."""
-
-
 @pytest.fixture(scope="module")
 def signed(
-    request: pytest.FixtureRequest,
-    target: Target,
-    token_url: str,
-    client_id: str,
-    signing_algs: list[str],
-    send_ahead: SendAhead,
-) -> Callable[[str], Signed]:
-    """Per signing algorithm, the token request, then (when a selected check reads with that algorithm's token and
-    a read is configured) the configured read with it, as one job: the algorithms go side by side. Under xdist a
-    worker cannot know which checks it will run, so the read is left to the check that needs it."""
-    reads = target.config.reads
-    wanted = set()
-    if reads and not hasattr(request.config, "workerinput"):
-        wanted = {
-            item.callspec.params.get("signed_with")
-            for item in request.session.items
-            if getattr(item, "module", None) is request.module
-            and "granted_read" in getattr(item, "fixturenames", ())
-            and hasattr(item, "callspec")
-        }
+    target: Target, token_url: str, client_id: str, signing_algs: list[str], send_ahead: SendAhead
+) -> Callable[[str], TokenGrant]:
+    """Per signing algorithm, the token request: the algorithms go side by side."""
 
-    def sign(alg: str) -> Signed:
+    def sign(alg: str) -> TokenGrant:
         expect.applicable(alg in signing_algs, f"the server does not advertise {alg}")
         key = target.config.key_for(alg)
         expect.precondition(key, f"no {alg} key is configured (auth.private_keys)")
@@ -68,23 +43,14 @@ def signed(
             scope=target.config.scope,
             purpose=f"token request signed {alg}",
         )
-        grant = TokenGrant.of(exchange)
-        if alg not in wanted or exchange.status != 200 or not grant.access_token:
-            return Signed(grant)
-        read = read_with(target, reads[0], f"Bearer {grant.access_token}", f"{reads[0].path} with the granted token")
-        return Signed(grant, read)
+        return TokenGrant.of(exchange)
 
-    return send_ahead(sign, param="signed_with", name="signed")
+    return send_ahead(sign, param="grant", name="signed")
 
 
 @pytest.fixture(scope="module", params=["RS384", "ES384"])
-def signed_with(request: pytest.FixtureRequest, signed: Callable[[str], Signed]) -> Signed:
+def grant(request: pytest.FixtureRequest, signed: Callable[[str], TokenGrant]) -> TokenGrant:
     return signed(request.param)
-
-
-@pytest.fixture(scope="module")
-def grant(signed_with: Signed) -> TokenGrant:
-    return signed_with.grant
 
 
 @pytest.fixture(scope="module")
@@ -207,12 +173,8 @@ def test_no_refresh_token(granted: TokenGrant) -> None:
 
 
 @pytest.fixture(scope="module")
-def granted_read(
-    read_protected: ReadWith, granted: TokenGrant, protected_read: ProtectedRead, signed_with: Signed
-) -> Exchange:
+def granted_read(read_protected: ReadWith, granted: TokenGrant, protected_read: ProtectedRead) -> Exchange:
     expect.precondition(granted.access_token, "the token response holds no usable access_token")
-    if signed_with.read is not None:
-        return signed_with.read  # sent with the token (see `signed`)
     return read_protected(f"Bearer {granted.access_token}", f"{protected_read.path} with the granted token")
 
 
