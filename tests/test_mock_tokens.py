@@ -253,3 +253,13 @@ def test_a_database_of_an_interim_layout_opens_and_keeps_its_replay_memory(tmp_p
     token = store.mint_token("c", SCOPE, time.time() + 60, {}, time.time())
     assert store.issued_tokens() == [token]
     store.close()
+
+
+def test_an_assertion_id_expiring_at_any_instant_is_kept_or_dropped_never_a_crash() -> None:
+    """NaN and +inf are kept as long as possible, -inf and the past are already over (only a fault lets such an
+    expiry through: the claim rules refuse it first)."""
+    store, now = Store(), time.time()
+    for n, until in enumerate((float("-inf"), -1.0, 0.0, float("nan"), float("inf"), 1e300)):
+        store.remember_jti("c", f"odd-{n}", until, now)
+    assert store.remember_jti("c", "odd-0", now + 60, now) is True, "-inf was already over"
+    assert store.remember_jti("c", "odd-4", now + 60, now) is False, "+inf is kept"

@@ -26,6 +26,7 @@ import re
 import sqlite3
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -109,6 +110,17 @@ class Store:
         if path != ":memory:":
             _private_file(path)  # it holds the key that seals access tokens
         self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        key = _taking_turns(lambda: self._prepare(path))
+        self._next_sweep = 0.0
+        self._sweep_slice = 0
+        self._aead = AESGCM(key)
+        self._issued = self._db.execute("select coalesce(max(seq), 0) from recent_tokens").fetchone()[0]
+        self._revoked: list[tuple[str, str, float]] = []
+        """(extra key, value, when): tokens issued until then with that value are expired. Only the fault
+        single-use-access-tokens revokes; entries older than any token's lifetime are dropped."""
+
+    def _prepare(self, path: str) -> bytes:
+        """Journal mode, tables, migrations and the token key; returns the key."""
         if path != ":memory:":
             self._db.execute("pragma busy_timeout = 5000")  # servers started together on one file take turns
             self._db.execute("pragma journal_mode=wal")  # a token per request must not wait for an fsync each
@@ -116,13 +128,7 @@ class Store:
         self._migrate_interim()
         self._db.executescript(SCHEMA)
         self._migrate()
-        self._next_sweep = 0.0
-        self._sweep_slice = 0
-        self._aead = AESGCM(self._token_key())
-        self._issued = self._db.execute("select coalesce(max(seq), 0) from recent_tokens").fetchone()[0]
-        self._revoked: list[tuple[str, str, float]] = []
-        """(extra key, value, when): tokens issued until then with that value are expired. Only the fault
-        single-use-access-tokens revokes; entries older than any token's lifetime are dropped."""
+        return self._token_key()
 
     def _migrate(self) -> None:
         """A database of the layout before sealed tokens: its stored tokens are dropped (bearer tokens in plain
@@ -327,7 +333,20 @@ LATEST = 2**62
 def _whole_seconds(when: float) -> int:
     if math.isnan(when) or when >= LATEST:
         return LATEST
-    return max(0, math.ceil(when))
+    return 0 if when <= 0 else math.ceil(when)  # -inf included: already past
+
+
+def _taking_turns(prepare: Callable[[], bytes], attempts: int = 100) -> bytes:
+    """Servers opening one new file together: SQLite refuses a schema change outright (no waiting) when two would
+    deadlock, so the loser tries again."""
+    for attempt in range(attempts):
+        try:
+            return prepare()
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or attempt == attempts - 1:
+                raise
+            time.sleep(0.02)
+    raise AssertionError("unreachable")
 
 
 def _private_file(path: str) -> None:
