@@ -14,6 +14,7 @@ from conformance.core.config import ProtectedRead
 from conformance.core.recording import Exchange
 from conformance.flows import discovery, oauth
 from conformance.flows.discovery import Endpoints
+from conformance.flows.expiry import LEEWAY_HINT, AfterTheEnd
 from conformance.flows.target import Target
 
 SIGNING_ALGS = ("RS384", "ES384")
@@ -39,13 +40,14 @@ def _selected_need(request: pytest.FixtureRequest, *fixtures: str) -> bool:
 @pytest.fixture(scope="session")
 def discovery_documents(request: pytest.FixtureRequest, target: Target) -> dict[str, Exchange]:
     """The CapabilityStatement and smart-configuration, side by side when the run reads both."""
-    jobs = {
-        "capability": lambda: discovery.get_capability_statement(target.http, target.base_url),
-        "smart": lambda: discovery.get_smart_configuration(target.http, target.base_url),
-    }
     if not _selected_need(request, "capability_exchange", "smart_config_exchange"):
         return {}
-    return target.http.side_by_side(jobs)
+    return target.http.side_by_side(
+        {
+            "capability": lambda: discovery.get_capability_statement(target.http, target.base_url),
+            "smart": lambda: discovery.get_smart_configuration(target.http, target.base_url),
+        }
+    )
 
 
 @pytest.fixture(scope="session")
@@ -109,6 +111,18 @@ def signing_key(target: Target, signing_algs: list[str]) -> Any:
     return key
 
 
+def expect_refused_by_the_deadline(after: AfterTheEnd, title: str, refusal: str) -> None:
+    """A credential still honoured at the deadline fails, saying how much leeway was allowed and how to allow
+    more; the refusal itself is the caller's to judge."""
+    if after.still_honoured:
+        expect.fail(
+            title,
+            expected=f"{refusal}; {LEEWAY_HINT}",
+            actual=expect.describe(after.last, 120),
+            exchange=after.last,
+        )
+
+
 @dataclass
 class ExpiryProbe:
     """A token from the short-lived client, taken early so it has expired by the time it is checked."""
@@ -116,6 +130,17 @@ class ExpiryProbe:
     grant: oauth.TokenGrant | None
     obtained_at: float
     reason: str = ""
+
+
+EXPIRY_PURPOSE = "token for the short-lived client (checked once expired)"
+MAIN_PURPOSE = "get an access token for the configured scopes"
+
+
+def _configured_token(target: Target, token_url: str, key: Any, client_id: str, purpose: str) -> Exchange:
+    """A token request for the configured scopes."""
+    return oauth.request_token(
+        target.http, token_url, key, client_id=client_id, scope=target.config.scope, purpose=purpose
+    )
 
 
 @pytest.fixture(scope="session")
@@ -127,10 +152,7 @@ def first_tokens(request: pytest.FixtureRequest, target: Target, token_url: str,
         return {}
 
     def token(client_id: str, purpose: str) -> tuple[Exchange, float]:
-        exchange = oauth.request_token(
-            target.http, token_url, signing_key, client_id=client_id, scope=target.config.scope, purpose=purpose
-        )
-        return exchange, time.monotonic()
+        return _configured_token(target, token_url, signing_key, client_id, purpose), time.monotonic()
 
     return target.http.side_by_side(
         {
@@ -138,10 +160,6 @@ def first_tokens(request: pytest.FixtureRequest, target: Target, token_url: str,
             "main": lambda: token(client, MAIN_PURPOSE),
         }
     )
-
-
-EXPIRY_PURPOSE = "token for the short-lived client (checked once expired)"
-MAIN_PURPOSE = "get an access token for the configured scopes"
 
 
 @pytest.fixture(scope="session")
@@ -152,9 +170,7 @@ def expiry_probe(target: Target, token_url: str, signing_key: Any, first_tokens:
     if "short-lived" in first_tokens:
         exchange, obtained_at = first_tokens["short-lived"]
         return ExpiryProbe(oauth.TokenGrant.of(exchange), obtained_at)
-    exchange = oauth.request_token(
-        target.http, token_url, signing_key, client_id=client, scope=target.config.scope, purpose=EXPIRY_PURPOSE
-    )
+    exchange = _configured_token(target, token_url, signing_key, client, EXPIRY_PURPOSE)
     return ExpiryProbe(oauth.TokenGrant.of(exchange), time.monotonic())
 
 
@@ -171,9 +187,7 @@ def access_grant(
     if "main" in first_tokens:
         exchange = first_tokens["main"][0]
     else:
-        exchange = oauth.request_token(
-            target.http, token_url, signing_key, client_id=client_id, scope=target.config.scope, purpose=MAIN_PURPOSE
-        )
+        exchange = _configured_token(target, token_url, signing_key, client_id, MAIN_PURPOSE)
     grant = oauth.TokenGrant.of(exchange)
     expect.answered(exchange)
     expect.precondition(grant.access_token, f"no access token could be obtained ({expect.describe(exchange, 160)})")

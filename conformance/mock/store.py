@@ -11,9 +11,8 @@ restart with the same file still honours them; to a client it is opaque. Seen
 assertion ids are kept as 64-bit digests (the table's row id, with no other index:
 about 25 bytes an id) until the assertion could no longer be accepted; expired ones
 are swept a slice of the digest range at a time, so no request waits for a whole
-sweep. Only the most recent
-tokens are kept, in a ring, for diagnostics and the project's tests; revocations
-are a short list.
+sweep. Only the most recent tokens are kept, in a ring, for diagnostics and the
+project's tests; revocations are a short list.
 """
 
 from __future__ import annotations
@@ -339,14 +338,14 @@ def _whole_seconds(when: float) -> int:
 def _taking_turns(prepare: Callable[[], bytes], attempts: int = 100) -> bytes:
     """Servers opening one new file together: SQLite refuses a schema change outright (no waiting) when two would
     deadlock, so the loser tries again."""
-    for attempt in range(attempts):
+    for _ in range(attempts - 1):
         try:
             return prepare()
         except sqlite3.OperationalError as exc:
-            if "locked" not in str(exc) or attempt == attempts - 1:
+            if "locked" not in str(exc):
                 raise
             time.sleep(0.02)
-    raise AssertionError("unreachable")
+    return prepare()
 
 
 def _private_file(path: str) -> None:

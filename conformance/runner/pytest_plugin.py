@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import datetime as dt
+import functools
 import gc
 import inspect
 import math
@@ -595,20 +596,12 @@ def _attach(config: pytest.Config, exchanges: list[Exchange], redactor: Redactor
         title = f"{exchange.purpose}: {exchange.method} {redactor.url(exchange.url)} → {status}"
         known = redactor.secrets_known
         with allure.step(title):
-            shared.attach(
-                config,
-                (exchange.id, "request", known),
-                "request",
-                lambda e=exchange: (  # type: ignore[misc]
-                    f"{render_request(e, redactor)}\n\n# reproduce (secrets masked):\n{curl_command(e, redactor)}"
-                ),
-            )
-            shared.attach(
-                config,
-                (exchange.id, "response", known),
-                "response",
-                lambda e=exchange: render_response(e, redactor),  # type: ignore[misc]
-            )
+            for part, render in (("request", _request_text), ("response", render_response)):
+                shared.attach(config, (exchange.id, part, known), part, functools.partial(render, exchange, redactor))
+
+
+def _request_text(exchange: Exchange, redactor: Redactor) -> str:
+    return f"{render_request(exchange, redactor)}\n\n# reproduce (secrets masked):\n{curl_command(exchange, redactor)}"
 
 
 def _label_allure(item: pytest.Item) -> None:
